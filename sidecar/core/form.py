@@ -1,0 +1,59 @@
+"""Strict `application/x-www-form-urlencoded` parsing for the token endpoint.
+
+The standard library's parsers are lenient where a token endpoint must not be: they replace
+bad percent-escapes and bad UTF-8 silently and let the last of two values win. Here each of
+those is `invalid_request` (RFC 6749 §3.2: "Request and response parameters MUST NOT be
+included more than once"), except the parameters that may repeat.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+from sidecar import errors
+from sidecar.errors import OAuthError
+from sidecar.model import FormParams
+
+# RFC 8707 §2 (resource) and RFC 8693 §2.1 (resource, audience) may be sent more than once.
+REPEATABLE = frozenset({"resource", "audience"})
+
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def parse_form(body: bytes) -> FormParams | OAuthError:
+    values: dict[str, list[str]] = {}
+    for piece in body.split(b"&"):
+        if not piece:
+            continue  # "a=1&&b=2" and a trailing "&" carry no parameter
+        raw_name, _, raw_value = piece.partition(b"=")
+        name = _decode(raw_name)
+        value = _decode(raw_value)
+        if isinstance(name, OAuthError):
+            return name
+        if isinstance(value, OAuthError):
+            return value.with_detail(f"parameter {name!r}")
+        if not name:
+            return errors.invalid_request("request.empty_parameter_name",
+                                          "A parameter has an empty name.")
+        if not value:
+            continue  # RFC 6749 §3.1: parameters sent without a value are treated as omitted
+        seen = values.setdefault(name, [])
+        if seen and name not in REPEATABLE:
+            return errors.invalid_request("request.duplicate_parameter",
+                                          f"The parameter {name!r} is included more than once.")
+        seen.append(value)
+    return FormParams({name: tuple(vals) for name, vals in values.items()})
+
+
+def _decode(raw: bytes) -> str | OAuthError:
+    if _BAD_ESCAPE.search(raw):
+        return errors.invalid_request("request.bad_percent_encoding",
+                                      "The body has a malformed percent-escape.")
+    raw = raw.replace(b"+", b" ")
+    if b"%" in raw:
+        raw = unquote_to_bytes(raw)  # escapes were checked above, so nothing is left as is
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return errors.invalid_request("request.invalid_utf8", "The body is not valid UTF-8.")

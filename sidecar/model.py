@@ -1,0 +1,122 @@
+"""The values that flow through one token request.
+
+`TokenRequest` is what the HTTP shell (or the decision API) hands to the core: the fields of
+the token API the product is modelled on (`parameters`, `clientId`/`clientSecret` from Basic,
+`clientCertificate`, `dpop`, `htm`, `htu`, the attestation headers), already read but not yet
+judged. `Decision` is what the core hands back: forward with context, or respond with an
+error. Both are immutable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sidecar.errors import OAuthError
+
+
+class Action(enum.StrEnum):
+    OK = "OK"
+    PASSWORD = "PASSWORD"  # noqa: S105 - an action name, not a secret
+    TOKEN_EXCHANGE = "TOKEN_EXCHANGE"  # noqa: S105
+    JWT_BEARER = "JWT_BEARER"
+    BAD_REQUEST = "BAD_REQUEST"
+    INVALID_CLIENT = "INVALID_CLIENT"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+    @classmethod
+    def for_error(cls, error: OAuthError) -> Action:
+        if error.status >= 500:
+            return cls.INTERNAL_SERVER_ERROR
+        if error.code == "invalid_client":
+            return cls.INVALID_CLIENT
+        return cls.BAD_REQUEST
+
+
+class FormParams(Mapping[str, str]):
+    """Parsed `application/x-www-form-urlencoded` parameters.
+
+    As a mapping it gives the single value of each parameter; `get_all` gives every value of
+    the parameters that may repeat (`resource`, `audience`).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, tuple[str, ...]]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name][0]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        return self._values.get(name, ())
+
+    def __repr__(self) -> str:
+        # Parameters hold secrets (client_secret, password, tokens): never print values.
+        return f"FormParams(names={sorted(self._values)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """One token request as read from the wire; nothing in it is trusted yet."""
+
+    method: str
+    parameters: FormParams
+    htu: str  # the configured public URL of the endpoint, never the client's Host header
+    authorization: str | None = None
+    client_cert_header: str | None = None  # only set when the peer is a trusted proxy
+    client_cert_chain_header: str | None = None
+    dpop: tuple[str, ...] = ()  # every DPoP header value, to tell one from several
+    attestation: tuple[str, ...] = ()
+    attestation_pop: tuple[str, ...] = ()
+
+    @property
+    def htm(self) -> str:
+        return self.method
+
+    def __repr__(self) -> str:
+        return f"TokenRequest(method={self.method!r}, parameters={self.parameters!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What logs and metrics say about a decision, whatever it was."""
+
+    result_code: str
+    message: str
+    grant_type: str = ""
+    client_id: str = ""
+    auth_method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    action: Action
+    summary: Summary
+    # Context header names without the configured prefix ("Action", "Client-Id", ...).
+    context: tuple[tuple[str, str], ...] = ()
+    # What the answer step needs to know about this request (DPoP key, bindings, ...).
+    dpop_jkt: str | None = None
+    cert_s256: str | None = None
+    bind_refresh_token_to: str | None = None
+    response_headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    error: OAuthError
+    summary: Summary
+
+    @property
+    def action(self) -> Action:
+        return Action.for_error(self.error)
+
+
+Decision = Forward | Respond

@@ -1,0 +1,57 @@
+"""The ports the core depends on: a clock and the store. Adapters live in `sidecar.adapters`.
+
+The store holds only four kinds of keys, all with a TTL (SPEC.md "State"): DPoP proof `jti`s,
+client-assertion and attestation-PoP `jti`s, refresh-token bindings, attestation challenges.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch. Every time check in the core reads this one clock."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class StoreError(Exception):
+    """The store could not answer (down, timed out, refused). Never a verdict on the request."""
+
+
+class ReplayStore(Protocol):
+    async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
+        """Record `value` as used; True the first time it is seen within the TTL.
+
+        One atomic `SET key 1 NX PX ttl`: two replicas that see the same value at the same
+        instant get True exactly once. Raises StoreError when the store cannot answer.
+        """
+        ...
+
+    async def get_binding(self, kind: str, value: str) -> str | None:
+        """The key a refresh token (or similar) is bound to, or None."""
+        ...
+
+    async def set_binding(self, kind: str, value: str, bound_to: str, ttl_seconds: float) -> None:
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreError when the store is unreachable (used by /readyz)."""
+        ...
+
+    async def close(self) -> None:
+        ...
+
+
+def store_key(prefix: str, kind: str, value: str) -> str:
+    """`<prefix><kind>:<sha256(value)>`: values are hashed so that keys have a bounded size
+    and tokens never sit in the store in clear (RFC 9449 §11.1 suggests storing a hash)."""
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{prefix}{kind}:{digest}"

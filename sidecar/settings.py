@@ -1,0 +1,373 @@
+"""Typed configuration: TOML file, environment overrides, validation that names the key.
+
+Each `[section]` of the file is a frozen dataclass below; the field names are the config keys
+that users and integrations rely on (SPEC.md "Config"). Every scalar or list key can be
+overridden by `TOKEN_SIDECAR_<SECTION>_<KEY>` (lists as a JSON array or comma-separated).
+Validation collects every problem, each prefixed with its dotted key, instead of stopping at
+the first, so `check-config` can print them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "TOKEN_SIDECAR_"
+REQUIRED: Any = dataclasses.MISSING
+
+Check = Callable[[Any], str | None]  # returns a problem, or None when the value is fine
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------------------------------
+# Checks: each returns a human sentence describing the problem, or None.
+
+
+def _listen(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"expected HOST:PORT, got {value!r}"
+    return None
+
+
+def _http_url(value: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"expected an absolute http(s) URL, got {value!r}"
+    if parts.fragment:
+        return f"a URL with a fragment is not allowed, got {value!r}"
+    return None
+
+
+def _path(value: str) -> str | None:
+    if value and not value.startswith("/"):
+        return f"expected a path starting with '/', got {value!r}"
+    return None
+
+
+def _cidrs(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return f"not a CIDR network: {value!r}"
+    return None
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value!r}"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else f"must not be negative, got {value!r}"
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
+
+    return check
+
+
+def _subset_of(*choices: str) -> Check:
+    def check(values: tuple[str, ...]) -> str | None:
+        unknown = [v for v in values if v not in choices]
+        return f"unknown values {unknown!r}; allowed: {', '.join(choices)}" if unknown else None
+
+    return check
+
+
+def _store_url(value: str) -> str | None:
+    schemes = ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster")
+    scheme = urlsplit(value).scheme
+    return None if scheme in schemes else f"scheme must be one of {', '.join(schemes)}"
+
+
+def key(default: Any = REQUIRED, check: Check | None = None, secret: bool = False) -> Any:
+    """A config key: its default (none means required) and its check."""
+    if isinstance(default, list):
+        default = tuple(default)
+    return field(default=default, metadata={"check": check, "secret": secret})
+
+
+# ---------------------------------------------------------------------------------------
+# The sections.
+
+CERT_FORMATS = ("nginx", "envoy-xfcc", "traefik", "aws-alb", "rfc9440", "pem", "der-base64")
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "password",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    "urn:openid:params:grant-type:ciba",
+    "urn:ietf:params:oauth:grant-type:pre-authorized_code",
+)
+DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "PS256", "PS384", "PS512",
+                   "RS256", "RS384", "RS512")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    listen: str = key("0.0.0.0:8080", _listen)  # noqa: S104 - a sidecar listens on the pod
+    admin_listen: str = key("0.0.0.0:9090", _listen)  # noqa: S104
+    token_path: str = key("/token", _path)
+    public_token_endpoint: str = key(check=_http_url)
+    issuer: str = key("", _http_url)  # defaults to the origin of public_token_endpoint
+    max_body_bytes: int = key(65536, _positive)
+    shutdown_grace_seconds: float = key(20.0, _non_negative)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamSettings:
+    url: str = key(check=_http_url)
+    timeout_seconds: float = key(10.0, _positive)
+    connect_timeout_seconds: float = key(2.0, _positive)
+    pool_size: int = key(100, _positive)
+    max_token_response_bytes: int = key(1048576, _positive)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustSettings:
+    trusted_proxies: tuple[str, ...] = key(["127.0.0.1/32", "::1/128"], _cidrs)
+    client_cert_header: str = key("X-SSL-Client-Cert")
+    client_cert_format: str = key("nginx", _one_of(*CERT_FORMATS))
+    # The chain, where the proxy sends it in a header of its own (RFC 9440 Client-Cert-Chain).
+    client_cert_chain_header: str = key("")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    url: str = key("memory://", _store_url)
+    failure_mode: str = key("closed", _one_of("closed", "open"))
+    key_prefix: str = key("token-sidecar:")
+    memory_max_entries: int = key(100_000, _positive)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DpopSettings:
+    required: bool = key(False)
+    nonce_required: bool = key(False)
+    nonce_secret_file: str = key("")
+    nonce_step_seconds: int = key(60, _positive)
+    nonce_window_steps: int = key(2, _non_negative)
+    algorithms: tuple[str, ...] = key(["ES256", "EdDSA", "PS256", "RS256"],
+                                      _subset_of(*DPOP_ALGORITHMS))
+    htu_aliases: tuple[str, ...] = key([])
+    max_jti_length: int = key(256, _positive)
+    iat_max_age_seconds: int = key(60, _non_negative)
+    iat_max_future_seconds: int = key(10, _non_negative)
+    reject_ath: bool = key(False)
+    refresh_binding_ttl_seconds: int = key(30 * 86400, _positive)
+    upstream_token_type: str = key("rewrite", _one_of("pass", "rewrite", "require"))
+    par_path: str = key("", _path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientsSettings:
+    registry_file: str = key("")
+    unknown: str = key("reject", _one_of("reject", "forward"))
+    assertion_audiences: str = key("issuer", _one_of("issuer", "issuer_or_endpoint"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantsSettings:
+    allowed: tuple[str, ...] = key(list(GRANT_TYPES), _subset_of(*GRANT_TYPES))
+    password: str = key("forward", _one_of("forward", "reject"))
+    # Token-type URIs accepted in token exchange besides those of RFC 8693 §3.
+    extra_token_types: tuple[str, ...] = key([])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggingSettings:
+    level: str = key("info", _one_of("debug", "info", "warning", "error"))
+    format: str = key("json", _one_of("json", "human"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    server: ServerSettings
+    upstream: UpstreamSettings
+    trust: TrustSettings = field(default_factory=lambda: _defaults(TrustSettings))
+    store: StoreSettings = field(default_factory=lambda: _defaults(StoreSettings))
+    dpop: DpopSettings = field(default_factory=lambda: _defaults(DpopSettings))
+    clients: ClientsSettings = field(default_factory=lambda: _defaults(ClientsSettings))
+    grants: GrantsSettings = field(default_factory=lambda: _defaults(GrantsSettings))
+    logging: LoggingSettings = field(default_factory=lambda: _defaults(LoggingSettings))
+
+    @property
+    def issuer(self) -> str:
+        if self.server.issuer:
+            return self.server.issuer
+        parts = urlsplit(self.server.public_token_endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+}
+
+
+def _defaults(cls: type[Any]) -> Any:
+    return cls()
+
+
+# ---------------------------------------------------------------------------------------
+# Loading.
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (if any), apply environment overrides, validate; or raise ConfigError."""
+    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return settings_from_mapping(raw, os.environ if environ is None else environ, problems)
+
+
+def settings_from_mapping(
+    raw: Mapping[str, Any], environ: Mapping[str, str], problems: list[str] | None = None
+) -> Settings:
+    problems = [] if problems is None else problems
+    for name in raw:
+        if name not in SECTIONS:
+            problems.append(f"{name}: unknown section (known: {', '.join(SECTIONS)})")
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, Mapping):
+            problems.append(f"{name}: expected a table")
+            table = {}
+        sections[name] = _build_section(name, cls, table, environ, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**sections)
+
+
+def _build_section(
+    section: str, cls: type[Any], table: Mapping[str, Any], environ: Mapping[str, str],
+    problems: list[str],
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for name in table:
+        if name not in known:
+            problems.append(f"{section}.{name}: unknown key (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    for name, fld in known.items():
+        dotted = f"{section}.{name}"
+        env_name = f"{ENV_PREFIX}{section}_{name}".upper()
+        if env_name in environ:
+            value, problem = _from_env(environ[env_name], hints[name])
+            if problem:
+                problems.append(f"{dotted} (from {env_name}): {problem}")
+                continue
+        elif name in table:
+            value, problem = _coerce(table[name], hints[name])
+            if problem:
+                problems.append(f"{dotted}: {problem}")
+                continue
+        elif fld.default is dataclasses.MISSING:
+            problems.append(f"{dotted}: required (set it in the file or in {env_name})")
+            continue
+        else:
+            value = fld.default
+        check: Check | None = fld.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            problems.append(f"{dotted}: {problem}")
+            continue
+        values[name] = value
+    if len(values) != len(known):
+        return None
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
+    """Check a TOML value against a field's type; ints are accepted where floats are."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return None, f"expected a list of strings, got {_type_name(value)}"
+        return tuple(value), None
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value), None
+    if hint is int and isinstance(value, bool):
+        return None, "expected an integer, got a boolean"
+    if isinstance(hint, type) and isinstance(value, hint):
+        return value, None
+    if isinstance(hint, types.UnionType):
+        return value, None
+    return None, f"expected {hint.__name__}, got {_type_name(value)}"
+
+
+def _from_env(text: str, hint: Any) -> tuple[Any, str | None]:
+    if typing.get_origin(hint) is tuple:
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                return _coerce(json.loads(stripped), hint)
+            except json.JSONDecodeError:
+                return None, "expected a JSON array of strings"
+        return tuple(v.strip() for v in stripped.split(",") if v.strip()), None
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True, None
+        if lowered in ("false", "0", "no", "off"):
+            return False, None
+        return None, f"expected true or false, got {text!r}"
+    if hint in (int, float):
+        try:
+            return hint(text.strip()), None
+        except ValueError:
+            return None, f"expected {hint.__name__}, got {text!r}"
+    return text, None
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def read_secret_lines(path: str, min_length: int = 32) -> tuple[str, ...]:
+    """Read a secrets file: one secret a line, blank lines and `#` comments ignored.
+
+    The first line signs and every line verifies, so a secret can be rotated by adding the
+    new one on top and removing the old one later.
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    secrets = tuple(s for s in (line.strip() for line in lines) if s and not s.startswith("#"))
+    if not secrets:
+        raise ConfigError([f"{path}: no secret in the file"])
+    for number, secret in enumerate(secrets, 1):
+        if len(secret) < min_length or not secret.isprintable():
+            raise ConfigError(
+                [f"{path}: secret {number} must be printable text of at least {min_length} "
+                 "characters"]
+            )
+    return secrets
