@@ -76,6 +76,7 @@ class TokenRequest:
     dpop: tuple[str, ...] = ()  # every DPoP header value, to tell one from several
     attestation: tuple[str, ...] = ()
     attestation_pop: tuple[str, ...] = ()
+    body: bytes = b""  # the entity body exactly as received, forwarded unchanged
 
     @property
     def htm(self) -> str:

@@ -143,6 +143,10 @@ class UpstreamSettings:
     timeout_seconds: float = key(10.0, _positive)
     connect_timeout_seconds: float = key(2.0, _positive)
     pool_size: int = key(100, _positive)
+    # Below the upstream's own idle timeout, so a pooled connection is never reused just as
+    # the upstream closes it (a POST on such a connection fails and is never retried).
+    keepalive_seconds: float = key(4.0, _positive)
+    preserve_host: bool = key(False)  # send the client's Host instead of the upstream's
     max_token_response_bytes: int = key(1048576, _positive)
 
 

@@ -27,8 +27,8 @@ def parse_form(body: bytes) -> FormParams | OAuthError:
         if not piece:
             continue  # "a=1&&b=2" and a trailing "&" carry no parameter
         raw_name, _, raw_value = piece.partition(b"=")
-        name = _decode(raw_name)
-        value = _decode(raw_value)
+        name = decode_component(raw_name)
+        value = decode_component(raw_value)
         if isinstance(name, OAuthError):
             return name
         if isinstance(value, OAuthError):
@@ -46,7 +46,8 @@ def parse_form(body: bytes) -> FormParams | OAuthError:
     return FormParams({name: tuple(vals) for name, vals in values.items()})
 
 
-def _decode(raw: bytes) -> str | OAuthError:
+def decode_component(raw: bytes) -> str | OAuthError:
+    """One form-urlencoded name or value: '+' is a space, escapes strict, UTF-8 strict."""
     if _BAD_ESCAPE.search(raw):
         return errors.invalid_request("request.bad_percent_encoding",
                                       "The body has a malformed percent-escape.")

@@ -1,0 +1,86 @@
+"""The `token-sidecar` command: serve, check-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from sidecar.demo import demo_settings, run_demo
+from sidecar.http.app import build_app
+from sidecar.logs import configure_logging
+from sidecar.settings import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="token-sidecar", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the sidecar")
+    serve.add_argument("--config", required=True, help="TOML configuration file")
+    check = commands.add_parser("check-config", help="validate a configuration and exit")
+    check.add_argument("--config", required=True, help="TOML configuration file")
+    demo = commands.add_parser("demo", help="run an example upstream and the sidecar")
+    demo.add_argument("--port", type=int, default=8080, help="sidecar port (default 8080)")
+    demo.add_argument("--upstream-port", type=int, default=9000,
+                      help="example upstream port (default 9000)")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(args.port, args.upstream_port)
+    settings = _load(args.config)
+    if settings is None:
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(f"{args.config}: configuration is valid")  # noqa: T201
+        return 0
+    return _serve(settings)
+
+
+def _load(path: str) -> Settings | None:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.problems)} configuration problem(s):", file=sys.stderr)  # noqa: T201
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)  # noqa: T201
+        return None
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _serve(settings: Settings) -> int:
+    configure_logging(settings.logging.level, settings.logging.format)
+    host, port = split_listen(settings.server.listen)
+    web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None,
+                shutdown_timeout=settings.server.shutdown_grace_seconds)
+    return 0
+
+
+def _demo(port: int, upstream_port: int) -> int:
+    try:
+        settings = demo_settings(port, upstream_port, os.environ)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)  # noqa: T201
+        return EXIT_CONFIG
+    configure_logging(settings.logging.level, "human")
+    try:
+        asyncio.run(run_demo(settings, upstream_port))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"token-sidecar demo: {exc.strerror} (is port {port} or {upstream_port} in use? "
+              "try --port / --upstream-port)", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Which client is this, and how did it present itself? (SPEC step 2, RFC 6749 §2.3)
+
+This module only *extracts*: it decodes the Basic header, reads `client_secret_post` and
+`client_assertion` parameters, and refuses requests that present credentials ambiguously.
+Whether the credentials are right is a question for the client registry, when one is
+configured.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar import errors
+from sidecar.core.form import decode_component
+from sidecar.errors import OAuthError
+from sidecar.model import FormParams
+
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"  # noqa: S105
+
+# RFC 6749 Appendix A.1: client-id = *VSCHAR, VSCHAR = %x20-7E. The id is also forwarded as
+# a header value, so this check is what keeps CR/LF out of the upstream's headers.
+_VSCHAR = re.compile(r"[\x20-\x7e]+")
+_B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_BASIC_PREFIX = "basic "
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    client_id: str | None
+    method: str  # a token_endpoint_auth_method value (RFC 7591 §2), "none" when only an id
+    secret: str | None = None
+    assertion: str | None = None
+    used_basic: bool = False
+
+    def __repr__(self) -> str:  # secrets and assertions never reach a log line
+        return f"ClientCredentials(client_id={self.client_id!r}, method={self.method!r})"
+
+
+def extract_client_credentials(
+    authorization: str | None, params: FormParams, has_certificate: bool
+) -> ClientCredentials | OAuthError:
+    basic = _read_basic(authorization)
+    if isinstance(basic, OAuthError):
+        return basic
+    presented = [m for m in (
+        "client_secret_basic" if basic else None,
+        "client_secret_post" if "client_secret" in params else None,
+        "client_assertion" if "client_assertion" in params or
+        "client_assertion_type" in params else None,
+    ) if m]
+    if len(presented) > 1:
+        # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in
+        # each request."
+        return errors.invalid_request(
+            "client.multiple_methods",
+            "The request uses more than one client authentication method.",
+            detail=", ".join(presented))
+    body_id = params.get("client_id")
+    if body_id is not None and not _VSCHAR.fullmatch(body_id):
+        return errors.invalid_request("client.bad_client_id",
+                                      "The client_id has characters outside RFC 6749 A.1.")
+    if basic:
+        credentials: ClientCredentials | OAuthError = ClientCredentials(
+            basic[0], "client_secret_basic", secret=basic[1], used_basic=True)
+    elif "client_secret" in params:
+        credentials = ClientCredentials(body_id, "client_secret_post",
+                                        secret=params["client_secret"])
+    elif presented:
+        credentials = _read_assertion(params)
+    else:
+        # With a certificate and nothing else, the certificate is the credential (RFC 8705
+        # §2); whether PKI or self-signed is for the registry to say.
+        credentials = ClientCredentials(body_id, "tls_client_auth" if has_certificate and body_id
+                                        else "none")
+    if isinstance(credentials, OAuthError):
+        return credentials
+    if body_id is not None and credentials.client_id != body_id:
+        return errors.invalid_request(
+            "client.client_id_mismatch",
+            "The client_id parameter does not match the authenticated client.")
+    if credentials.client_id is None and credentials.method == "client_secret_post":
+        return errors.invalid_request("client.missing_client_id",
+                                      "client_secret was sent without client_id.")
+    return credentials
+
+
+def _read_basic(authorization: str | None) -> tuple[str, str] | None | OAuthError:
+    """Decode `Authorization: Basic` per RFC 6749 §2.3.1: both parts are form-urlencoded."""
+    if authorization is None or authorization[:6].lower() != _BASIC_PREFIX:
+        return None  # another scheme is not client authentication; the upstream may use it
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("ascii")
+    except (binascii.Error, ValueError):
+        return _bad_basic("The Basic credentials are not valid base64 of ASCII text.")
+    user, colon, password = decoded.partition(":")
+    if not colon:
+        return _bad_basic("The Basic credentials have no ':' separator.")
+    client_id = _form_decode(user)
+    secret = _form_decode(password)
+    if client_id is None or secret is None:
+        return _bad_basic("The Basic credentials are not form-urlencoded (RFC 6749 2.3.1).")
+    if not client_id or not _VSCHAR.fullmatch(client_id):
+        return _bad_basic("The client id in the Basic credentials is empty or malformed.")
+    return client_id, secret
+
+
+def _form_decode(text: str) -> str | None:
+    decoded = decode_component(text.encode("ascii"))
+    return None if isinstance(decoded, OAuthError) else decoded
+
+
+def _bad_basic(description: str) -> OAuthError:
+    # RFC 6749 §5.2: a client that tried the Authorization header gets 401 with a challenge.
+    return errors.invalid_client("client.malformed_basic", description).with_headers(
+        ("WWW-Authenticate", 'Basic realm="token", charset="UTF-8"'))
+
+
+def _read_assertion(params: FormParams) -> ClientCredentials | OAuthError:
+    """RFC 7521 §4.2 / RFC 7523 §2.2: both parameters, the JWT type, a well-formed JWT."""
+    assertion = params.get("client_assertion")
+    assertion_type = params.get("client_assertion_type")
+    if assertion is None or assertion_type is None:
+        return errors.invalid_request(
+            "client.incomplete_assertion",
+            "client_assertion and client_assertion_type must be sent together.")
+    if assertion_type != JWT_BEARER_ASSERTION:
+        # RFC 7521 §4.2.1: an unsupported assertion type is refused with invalid_client.
+        return errors.invalid_client("client.unsupported_assertion_type",
+                                     "The client_assertion_type is not supported.")
+    parts = _unverified_jwt(assertion)
+    if parts is None:
+        return errors.invalid_client("client.malformed_assertion",
+                                     "The client_assertion is not a well-formed JWT.")
+    header, claims = parts
+    issuer, subject = claims.get("iss"), claims.get("sub")
+    # RFC 7523 §3 items 1-2: iss and sub are both the client id.
+    if not isinstance(subject, str) or not _VSCHAR.fullmatch(subject) or issuer != subject:
+        return errors.invalid_client("client.assertion_subject",
+                                     "The client_assertion must have iss = sub = client id.")
+    alg = header.get("alg")
+    method = "client_secret_jwt" if isinstance(alg, str) and alg.startswith("HS") \
+        else "private_key_jwt"
+    return ClientCredentials(subject, method, assertion=assertion)
+
+
+def _unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Header and claims of a compact JWS, not verified: only to learn who claims to be who."""
+    segments = token.split(".")
+    if len(segments) != 3 or not all(_B64URL_SEGMENT.fullmatch(s) for s in segments):
+        return None
+    try:
+        header = json.loads(_b64url(segments[0]))
+        claims = json.loads(_b64url(segments[1]))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return header, claims
+
+
+def _b64url(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

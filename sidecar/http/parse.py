@@ -1,0 +1,122 @@
+"""Turn an aiohttp request into a `TokenRequest` (SPEC steps 1-2), or the error that ends it."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sidecar import errors
+from sidecar.core.form import parse_form
+from sidecar.errors import OAuthError
+from sidecar.model import TokenRequest
+from sidecar.settings import Settings
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+_READ_CHUNK = 16384
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPolicy:
+    max_body_bytes: int
+    htu: str
+    cert_headers: tuple[str, ...]  # the certificate header and, if any, the chain header
+    trusted_proxies: tuple[IPNetwork, ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReadPolicy:
+        trust = settings.trust
+        headers = tuple(h for h in (trust.client_cert_header, trust.client_cert_chain_header) if h)
+        return cls(
+            max_body_bytes=settings.server.max_body_bytes,
+            htu=settings.server.public_token_endpoint,
+            cert_headers=headers,
+            trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
+                                  for c in trust.trusted_proxies),
+        )
+
+    def is_trusted_peer(self, remote: str | None) -> bool:
+        return _is_trusted(remote, self.trusted_proxies)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_trusted(remote: str | None, networks: Sequence[IPNetwork]) -> bool:
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def check_content_type(request: web.Request) -> OAuthError | None:
+    # RFC 6749 §3.2: the token endpoint takes application/x-www-form-urlencoded, and a
+    # charset, when given, can only be UTF-8 (Appendix B).
+    if request.content_type != FORM_TYPE:
+        return errors.invalid_request(
+            "request.content_type", f"The body must be {FORM_TYPE}.")
+    charset = request.charset
+    if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+        return errors.invalid_request("request.charset", "The body's charset must be UTF-8.")
+    return None
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | OAuthError:
+    """Read at most `limit` bytes; a longer body is refused before it is all read."""
+    too_large = errors.payload_too_large(
+        "request.body_too_large", f"The body is larger than {limit} bytes.")
+    if request.content_length is not None and request.content_length > limit:
+        return too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(_READ_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            return too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenRequest | OAuthError:
+    error = check_content_type(request)
+    if error is not None:
+        return error
+    body = await read_body(request, policy.max_body_bytes)
+    if isinstance(body, OAuthError):
+        return body
+    params = parse_form(body)
+    if isinstance(params, OAuthError):
+        return params
+    headers = request.headers
+    cert_header = chain_header = None
+    if policy.cert_headers and policy.is_trusted_peer(request.remote):
+        cert_header = headers.get(policy.cert_headers[0])
+        if len(policy.cert_headers) > 1:
+            chain_header = headers.get(policy.cert_headers[1])
+    authorizations = headers.getall("Authorization", ())
+    if len(authorizations) > 1:
+        return errors.invalid_request("request.multiple_authorization",
+                                      "More than one Authorization header was sent.")
+    return TokenRequest(
+        method=request.method,
+        parameters=params,
+        htu=policy.htu,
+        authorization=authorizations[0] if authorizations else None,
+        client_cert_header=cert_header,
+        client_cert_chain_header=chain_header,
+        dpop=tuple(headers.getall("DPoP", ())),
+        attestation=tuple(headers.getall("OAuth-Client-Attestation", ())),
+        attestation_pop=tuple(headers.getall("OAuth-Client-Attestation-PoP", ())),
+        body=body,
+    )

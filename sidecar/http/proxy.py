@@ -1,0 +1,140 @@
+"""The hop to the upstream: token requests (buffered, small) and everything else (streamed).
+
+One `ClientSession` with a keep-alive pool serves both. Nothing is retried after the request
+body went out: aiohttp never retries a POST, and the session's retry of idempotent requests
+on a stale pooled connection is switched off because a streamed body cannot be sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from sidecar import errors
+from sidecar.errors import OAuthError
+from sidecar.http.headers import response_headers_for_client
+from sidecar.settings import UpstreamSettings
+
+_STREAM_CHUNK = 65536
+# The client library adds these when they are missing; a proxy must not invent them. An
+# invented Accept-Encoding in particular would bring back a body the client cannot decode.
+_NO_AUTO_HEADERS = ("Accept-Encoding", "User-Agent", "Content-Type")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAnswer:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+def open_session(settings: UpstreamSettings) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=settings.pool_size,
+        keepalive_timeout=settings.keepalive_seconds,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,  # bodies pass through as the upstream encoded them
+        skip_auto_headers=_NO_AUTO_HEADERS,
+        cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies of its own
+    )
+    # See the module docstring: never send a request twice.
+    session._retry_connection = False
+    return session
+
+
+class Upstream:
+    def __init__(self, session: aiohttp.ClientSession, settings: UpstreamSettings) -> None:
+        self._session = session
+        self._base = settings.url.rstrip("/")
+        self._max_token_response = settings.max_token_response_bytes
+        self._token_timeout = aiohttp.ClientTimeout(
+            total=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
+        # A streamed body may take long in total; what must not happen is a silent stall.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.connect_timeout_seconds,
+            sock_read=settings.timeout_seconds)
+
+    def url_for(self, request: web.BaseRequest) -> URL:
+        return URL(self._base + request.raw_path, encoded=True)
+
+    async def send_token(
+        self, request: web.BaseRequest, headers: CIMultiDict[str], body: bytes
+    ) -> UpstreamAnswer | OAuthError:
+        # The answer is read here (to enforce no-store, token_type, bindings), so ask for it
+        # uncompressed.
+        headers["Accept-Encoding"] = "identity"
+        try:
+            async with self._session.request(
+                request.method, self.url_for(request), headers=headers, data=body,
+                timeout=self._token_timeout, allow_redirects=False,
+            ) as response:
+                if (response.content_length or 0) > self._max_token_response:
+                    return _too_large(self._max_token_response)
+                payload = await response.content.read(self._max_token_response + 1)
+                if len(payload) > self._max_token_response:
+                    return _too_large(self._max_token_response)
+                return UpstreamAnswer(
+                    response.status, response_headers_for_client(response.headers), payload)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return upstream_error(exc)
+
+    async def stream(self, request: web.Request, headers: CIMultiDict[str]) -> web.StreamResponse:
+        """Pass a non-token request through, body and answer streamed in both directions."""
+        data = request.content if request.body_exists else None
+        try:
+            async with self._session.request(
+                request.method, self.url_for(request), headers=headers, data=data,
+                timeout=self._stream_timeout, allow_redirects=False,
+            ) as upstream:
+                response = web.StreamResponse(
+                    status=upstream.status, reason=upstream.reason,
+                    headers=response_headers_for_client(upstream.headers))
+                if upstream.content_length is not None:
+                    response.content_length = upstream.content_length
+                await response.prepare(request)
+                return await _copy_body(upstream, response, request)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise AnswerWith(upstream_error(exc)) from exc
+
+
+async def _copy_body(
+    upstream: aiohttp.ClientResponse, response: web.StreamResponse, request: web.Request
+) -> web.StreamResponse:
+    try:
+        async for chunk in upstream.content.iter_chunked(_STREAM_CHUNK):
+            await response.write(chunk)
+        await response.write_eof()
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
+        # The status line is gone already; the only honest signal left is to cut the
+        # connection so the client sees a truncated answer, not a complete-looking one.
+        if request.transport is not None:
+            request.transport.close()
+    return response
+
+
+class AnswerWith(Exception):  # noqa: N818 - carries an answer, not a failure of ours
+    def __init__(self, error: OAuthError) -> None:
+        super().__init__(error.result_code)
+        self.error = error
+
+
+def upstream_error(exc: BaseException) -> OAuthError:
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return errors.gateway_timeout("upstream.timeout",
+                                      "The token endpoint did not answer in time.")
+    return errors.bad_gateway("upstream.unavailable", "The token endpoint could not be reached.",
+                              detail=type(exc).__name__)
+
+
+def _too_large(limit: int) -> OAuthError:
+    return errors.bad_gateway("upstream.response_too_large",
+                              "The token endpoint's answer was too large.",
+                              detail=f"over {limit} bytes")
+

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sidecar.http.app import build_app
+from sidecar.settings import Settings, settings_from_mapping
+from tests.support.servers import RecordingUpstream, start_app
+
+TOKEN_URL_PUBLIC = "https://as.example.com/token"
+
+
+@dataclass
+class Sidecar:
+    url: str
+    settings: Settings
+    upstream: RecordingUpstream
+
+    @property
+    def token_url(self) -> str:
+        return self.url + self.settings.server.token_path
+
+
+def make_settings(upstream_url: str, **sections: dict[str, Any]) -> Settings:
+    raw: dict[str, dict[str, Any]] = {
+        "server": {"public_token_endpoint": TOKEN_URL_PUBLIC},
+        "upstream": {"url": upstream_url, "timeout_seconds": 5},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return settings_from_mapping(raw, {})
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[RecordingUpstream]:
+    recorder = RecordingUpstream()
+    runner, url = await start_app(recorder.app())
+    recorder.url = url
+    yield recorder
+    await runner.cleanup()
+
+
+SidecarFactory = Callable[..., Awaitable[Sidecar]]
+
+
+@pytest.fixture
+async def sidecar_factory(upstream: RecordingUpstream) -> AsyncIterator[SidecarFactory]:
+    runners = []
+
+    async def start(upstream_url: str | None = None, **sections: dict[str, Any]) -> Sidecar:
+        settings = make_settings(upstream_url or upstream.url, **sections)
+        runner, url = await start_app(build_app(settings))
+        runners.append(runner)
+        return Sidecar(url, settings, upstream)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def sidecar(sidecar_factory: SidecarFactory) -> Sidecar:
+    return await sidecar_factory()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -1,0 +1,110 @@
+"""Real HTTP servers for the tests: a recording upstream and the sidecar in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: CIMultiDict[str]
+    body: bytes
+
+    @property
+    def context(self) -> dict[str, str]:
+        return {k: v for k, v in self.headers.items() if k.lower().startswith("x-token-")}
+
+    def form(self) -> dict[str, str]:
+        from urllib.parse import parse_qsl
+        return dict(parse_qsl(self.body.decode()))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class RecordingUpstream:
+    """An upstream token endpoint that remembers what reached it."""
+
+    received: list[Received] = field(default_factory=list)
+    token_status: int = 200
+    token_body: dict[str, Any] = field(default_factory=lambda: {
+        "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600})
+    token_headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+    streamed_bytes: int = 0
+    url: str = ""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_post("/token", self._token)
+        app.router.add_put("/upload", self._upload)
+        app.router.add_get("/download/{size}", self._download)
+        app.router.add_route("*", "/{tail:.*}", self._echo)
+        return app
+
+    async def _record(self, request: web.Request) -> Received:
+        body = await request.read()
+        item = Received(request.method, request.path, request.query_string,
+                        CIMultiDict(request.headers), body)
+        self.received.append(item)
+        return item
+
+    async def _token(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        return web.Response(status=self.token_status, body=json.dumps(self.token_body).encode(),
+                            content_type="application/json", headers=self.token_headers)
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        item = await self._record(request)
+        return web.json_response({"method": item.method, "path": item.path, "query": item.query,
+                                  "body_length": len(item.body)}, headers={"X-Echo": "1"})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        # Counts without keeping: the test checks that 50 MB pass, not that we hold them.
+        total = 0
+        async for chunk in request.content.iter_chunked(65536):
+            total += len(chunk)
+        self.streamed_bytes = total
+        return web.json_response({"received": total})
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        size = int(request.match_info["size"])
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = size
+        await response.prepare(request)
+        block = b"x" * 65536
+        sent = 0
+        while sent < size:
+            chunk = block[: min(len(block), size - sent)]
+            await response.write(chunk)
+            sent += len(chunk)
+        await response.write_eof()
+        return response
+
+    @property
+    def last(self) -> Received:
+        return self.received[-1]
+
+
+async def start_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://{host}:{port}"
