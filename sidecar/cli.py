@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings is None:
         return EXIT_CONFIG
     if args.command == "check-config":
-        print(f"{args.config}: configuration is valid")  # noqa: T201
+        print(f"{args.config}: configuration is valid")
         return 0
     return _serve(settings)
 
@@ -45,9 +45,9 @@ def _load(path: str) -> Settings | None:
     try:
         return load_settings(path)
     except ConfigError as exc:
-        print(f"{path}: {len(exc.problems)} configuration problem(s):", file=sys.stderr)  # noqa: T201
+        print(f"{path}: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)  # noqa: T201
+            print(f"  - {problem}", file=sys.stderr)
         return None
 
 
@@ -68,7 +68,7 @@ def _demo(port: int, upstream_port: int) -> int:
     try:
         settings = demo_settings(port, upstream_port, os.environ)
     except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)  # noqa: T201
+        print("\n".join(exc.problems), file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.logging.level, "human")
     try:
@@ -77,7 +77,7 @@ def _demo(port: int, upstream_port: int) -> int:
         pass
     except OSError as exc:
         print(f"token-sidecar demo: {exc.strerror} (is port {port} or {upstream_port} in use? "
-              "try --port / --upstream-port)", file=sys.stderr)  # noqa: T201
+              "try --port / --upstream-port)", file=sys.stderr)
         return 1
     return 0
 

@@ -70,7 +70,8 @@ A rejected one (the parameter 'scope' sent twice, RFC 6749 3.2; answered by the 
 An unknown grant type, and a forged context header that never reaches the upstream:
 
   curl -s -d grant_type=magic -d client_id=x {url}
-  curl -s -H 'X-Token-Client-Authenticated: true' -d grant_type=client_credentials -d client_id=x {url}
+  curl -s -H 'X-Token-Client-Authenticated: true' -d grant_type=client_credentials \\
+       -d client_id=x {url}
 
 Press Ctrl-C to stop.
 """
@@ -86,7 +87,7 @@ async def run_demo(settings: Settings, upstream_port: int, ready: asyncio.Event 
     try:
         await web.TCPSite(upstream, "127.0.0.1", upstream_port).start()
         await web.TCPSite(sidecar, host, int(port)).start()
-        print(instructions(int(port)), flush=True)  # noqa: T201 - the demo talks to a person
+        print(instructions(int(port)), flush=True)
         if ready is not None:
             ready.set()
         await (stop or asyncio.Event()).wait()

@@ -128,8 +128,8 @@ DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "PS256", "PS38
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
-    listen: str = key("0.0.0.0:8080", _listen)  # noqa: S104 - a sidecar listens on the pod
-    admin_listen: str = key("0.0.0.0:9090", _listen)  # noqa: S104
+    listen: str = key("0.0.0.0:8080", _listen)
+    admin_listen: str = key("0.0.0.0:9090", _listen)
     token_path: str = key("/token", _path)
     public_token_endpoint: str = key(check=_http_url)
     issuer: str = key("", _http_url)  # defaults to the origin of public_token_endpoint

@@ -6,14 +6,21 @@ value)`, so values are hashed before they reach Redis.
 
 Failure handling, chosen for bounded latency on the request path:
 
-* Every wait is bounded by `socket_connect_timeout` and `socket_timeout` (0.1 s each by default);
-  values given in the URL's query string (`?socket_timeout=0.5`) win over these.
-* Commands are not retried (redis-py 6+ retries three times by default). A retry would multiply
-  the worst-case wait, and a retried `SET NX` whose first attempt reached Redis but whose reply
-  was lost would answer "already used", rejecting a fresh proof as a replay. Without a retry
-  that request gets StoreError instead, which `store.failure_mode` decides about.
-* The pool recovers by itself: a pooled connection that Redis closed (restart, failover) is
-  detected when it is taken from the pool and reconnected; a connection that timed out is
+* Every wait is bounded: `pool_timeout` for a free pooled connection (a BlockingConnectionPool
+  of `max_connections`, so a burst waits for a connection instead of failing at once, as
+  redis-py's plain pool does past its default of 100), `socket_connect_timeout` and
+  `socket_timeout` (0.1 s each by default). Values in the URL's query string
+  (`?socket_timeout=0.5`) win over these.
+* A timeout is never retried (redis-py 6+ retries three times by default): a retry would
+  multiply the worst-case wait, and a retried `SET NX` whose first attempt reached Redis but
+  whose reply was slow would answer "already used", rejecting a fresh proof as a replay.
+* A connection error is retried once, at once, on a fresh connection: it almost always means
+  the command never reached a live server (refused, or a pooled socket that Redis closed on a
+  restart or failover before the event loop noticed). In the rare case where the first
+  attempt was applied, the retry answers "already used": a legitimate proof is rejected,
+  never a replay accepted. With Redis down this costs one more refused connect.
+* The pool recovers by itself: a pooled connection that Redis closed is detected when taken
+  from the pool (or by the retry above) and reconnected; a connection that timed out is
   dropped. Nothing needs to recreate the store.
 * Every redis-py or socket error becomes StoreError. Its message never contains a stored value
   or binding: transport errors are described by redis-py from the socket (host, port, errno);
@@ -26,7 +33,7 @@ from __future__ import annotations
 import math
 from urllib.parse import urlsplit
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,6 +45,8 @@ from sidecar.ports import StoreError, store_key
 SCHEMES = ("redis", "rediss")
 DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.1
 DEFAULT_SOCKET_TIMEOUT = 0.1
+DEFAULT_POOL_TIMEOUT = 0.1
+DEFAULT_MAX_CONNECTIONS = 100
 
 _TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -52,7 +61,8 @@ class RedisStore:
         *,
         socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         client_name: str | None = "token-sidecar",
     ) -> None:
         scheme = urlsplit(url).scheme
@@ -60,12 +70,14 @@ class RedisStore:
             # The URL is not echoed: it may carry a password.
             raise ValueError(f"RedisStore needs a redis:// or rediss:// URL, got {scheme}://")
         self.prefix = prefix
-        pool: ConnectionPool = ConnectionPool.from_url(
+        pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
             url,
             socket_connect_timeout=socket_connect_timeout,
             socket_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 0),
+            # One immediate retry on a connection error, none on a timeout (module docstring).
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             max_connections=max_connections,
+            timeout=pool_timeout,
             client_name=client_name,
         )
         # from_pool: the client owns the pool, so closing the client closes the pool.
@@ -79,7 +91,8 @@ class RedisStore:
         *,
         socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         client_name: str | None = "token-sidecar",
     ) -> RedisStore:
         return cls(
@@ -88,6 +101,7 @@ class RedisStore:
             socket_connect_timeout=socket_connect_timeout,
             socket_timeout=socket_timeout,
             max_connections=max_connections,
+            pool_timeout=pool_timeout,
             client_name=client_name,
         )
 

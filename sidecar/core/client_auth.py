@@ -20,7 +20,7 @@ from sidecar.core.form import decode_component
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 
-JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"  # noqa: S105
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 # RFC 6749 Appendix A.1: client-id = *VSCHAR, VSCHAR = %x20-7E. The id is also forwarded as
 # a header value, so this check is what keeps CR/LF out of the upstream's headers.
@@ -89,7 +89,7 @@ def extract_client_credentials(
     return credentials
 
 
-def _read_basic(authorization: str | None) -> tuple[str, str] | None | OAuthError:
+def _read_basic(authorization: str | None) -> tuple[str, str] | OAuthError | None:
     """Decode `Authorization: Basic` per RFC 6749 §2.3.1: both parts are form-urlencoded."""
     if authorization is None or authorization[:6].lower() != _BASIC_PREFIX:
         return None  # another scheme is not client authentication; the upstream may use it

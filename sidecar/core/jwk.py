@@ -168,7 +168,7 @@ def public_key(jwk: str | Mapping[str, object]) -> PublicKeyInfo | JwkError:
     if cached is not None:
         return cached
     result = _parse(jwk)
-    if isinstance(result, PublicKeyInfo):
+    if isinstance(result, PublicKeyInfo) and len(cache_key) <= MAX_JWK_JSON_LENGTH:
         _CACHE.put(cache_key, result)
     return result
 

@@ -147,7 +147,7 @@ def _to_pem(der: bytes) -> str:
 
 def parse_client_certificate(
     value: str | None, fmt: str, chain_value: str | None = None
-) -> ClientCertificate | None | OAuthError:
+) -> ClientCertificate | OAuthError | None:
     """Parse the proxy's client-certificate header (and its separate chain header, if any).
 
     Returns `None` when the proxy forwarded no certificate, the certificate otherwise, and
@@ -169,7 +169,7 @@ def parse_client_certificate(
 @functools.lru_cache(maxsize=256)
 def _parse_cached(
     value: str, fmt: str, chain_value: str | None
-) -> ClientCertificate | None | OAuthError:
+) -> ClientCertificate | OAuthError | None:
     return _parse(value, fmt, chain_value)
 
 
@@ -187,7 +187,7 @@ def _bad(reason: str) -> OAuthError:
     )
 
 
-def _parse(value: str, fmt: str, chain_value: str | None) -> ClientCertificate | None | OAuthError:
+def _parse(value: str, fmt: str, chain_value: str | None) -> ClientCertificate | OAuthError | None:
     decoders = _FORMATS.get(fmt)
     if decoders is None:
         # settings.py refuses an unknown format at startup; reaching this is a wiring bug,

@@ -43,8 +43,8 @@ class Runtime:
 
 SETTINGS = web.AppKey("settings", Settings)
 RUNTIME = web.AppKey("runtime", Runtime)
-STORE = web.AppKey("store", ReplayStore)  # type: ignore[type-abstract]
-CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+STORE = web.AppKey("store", ReplayStore)
+CLOCK = web.AppKey("clock", Clock)
 
 
 def build_app(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+
 from multidict import CIMultiDict, CIMultiDictProxy
 
 # RFC 9110 §7.6.1: connection-specific headers are never forwarded. Content-Length and Host

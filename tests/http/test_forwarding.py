@@ -153,8 +153,9 @@ async def test_other_paths_pass_through_unchanged(client: aiohttp.ClientSession,
     async with client.get(sidecar.url + "/.well-known/openid-configuration?x=1%202") as response:
         assert response.status == 200
         assert response.headers["X-Echo"] == "1"
-        assert await response.json() == {"method": "GET", "path": "/.well-known/openid-configuration",
-                                         "query": "x=1%202", "body_length": 0}
+        assert await response.json() == {
+            "method": "GET", "path": "/.well-known/openid-configuration", "query": "x=1%202",
+            "body_length": 0}
     async with client.post(sidecar.url + "/authorize", data=b"a=1&a=2") as response:
         # Strict parsing belongs to the token endpoint only.
         assert response.status == 200

@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -25,7 +26,6 @@ class Received:
         return {k: v for k, v in self.headers.items() if k.lower().startswith("x-token-")}
 
     def form(self) -> dict[str, str]:
-        from urllib.parse import parse_qsl
         return dict(parse_qsl(self.body.decode()))
 
 
@@ -55,7 +55,7 @@ class RecordingUpstream:
 
     async def _record(self, request: web.Request) -> Received:
         body = await request.read()
-        item = Received(request.method, request.path, request.query_string,
+        item = Received(request.method, request.path, request.rel_url.raw_query_string,
                         CIMultiDict(request.headers), body)
         self.received.append(item)
         return item

@@ -1,0 +1,98 @@
+"""The command line: check-config's exit codes and messages, and the demo as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+EXAMPLE = Path(__file__).parent.parent / "config" / "sidecar.example.toml"
+COMMAND = [sys.executable, "-m", "sidecar.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_check_config_accepts_the_example() -> None:
+    result = run("check-config", "--config", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+def test_check_config_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[server]\nlisten = "nope"\ncolour = "blue"\n'
+                      '[trust]\ntrusted_proxies = ["300.1.1.1/8"]\n')
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 2
+    for key in ("server.listen", "server.colour", "trust.trusted_proxies", "upstream.url",
+                "server.public_token_endpoint"):
+        assert key in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_missing_file(tmp_path: Path) -> None:
+    result = run("check-config", "--config", str(tmp_path / "none.toml"))
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_demo_serves_what_it_prints() -> None:
+    port, upstream_port = _free_port(), _free_port()
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "demo", "--port", str(port), "--upstream-port", str(upstream_port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert process.stdout is not None
+    try:
+        printed = ""
+        while "Press Ctrl-C" not in printed:
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            assert line, printed
+            printed += line.decode()
+        joined = printed.replace("\\\n", " ")  # shell line continuations
+        commands = [shlex.split(line.strip()) for line in joined.splitlines()
+                    if line.strip().startswith("curl ")]
+        assert len(commands) == 4
+        assert len(commands) >= 2
+        statuses = [await _run_curl_like(command) for command in commands]
+        assert statuses[0] == (200, None)
+        assert statuses[1] == (400, "invalid_request")
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def _run_curl_like(argv: list[str]) -> tuple[int, str | None]:
+    """Run one printed curl command with aiohttp (curl may not be installed)."""
+    url = argv[-1]
+    data: list[str] = []
+    headers: dict[str, str] = {"Content-Type": "application/x-www-form-urlencoded"}
+    args = iter(argv[1:-1])
+    for arg in args:
+        if arg == "-d":
+            data.append(next(args))
+        elif arg == "-u":
+            token = base64.b64encode(next(args).encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        elif arg == "-H":
+            name, _, value = next(args).partition(":")
+            headers[name] = value.strip()
+    async with aiohttp.ClientSession() as session, session.post(
+            url, data="&".join(data), headers=headers) as response:
+        body = await response.json()
+        return response.status, body.get("error")
