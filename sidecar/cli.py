@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from sidecar.demo import demo_settings, run_demo
 from sidecar.http.app import build_app
+from sidecar.http.server import SidecarRunner
 from sidecar.logs import configure_logging
 from sidecar.settings import ConfigError, Settings, load_settings
 
@@ -58,10 +60,30 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 def _serve(settings: Settings) -> int:
     configure_logging(settings.logging.level, settings.logging.format)
-    host, port = split_listen(settings.server.listen)
-    web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None,
-                shutdown_timeout=settings.server.shutdown_grace_seconds)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        print(f"token-sidecar: cannot listen on {settings.server.listen}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight requests finish (bounded)."""
+    runner = SidecarRunner(build_app(settings),
+                           shutdown_timeout=settings.server.shutdown_grace_seconds)
+    await runner.setup()
+    try:
+        host, port = split_listen(settings.server.listen)
+        await web.TCPSite(runner, host, port).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _demo(port: int, upstream_port: int) -> int:

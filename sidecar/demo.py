@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from sidecar.http.app import CONTEXT_PREFIX, build_app
+from sidecar.http.server import SidecarRunner
 from sidecar.settings import Settings, settings_from_mapping
 
 
@@ -80,7 +81,7 @@ Press Ctrl-C to stop.
 async def run_demo(settings: Settings, upstream_port: int, ready: asyncio.Event | None = None,
                    stop: asyncio.Event | None = None) -> None:
     upstream = web.AppRunner(example_upstream(), access_log=None)
-    sidecar = web.AppRunner(build_app(settings), access_log=None)
+    sidecar = SidecarRunner(build_app(settings))
     await upstream.setup()
     await sidecar.setup()
     host, _, port = settings.server.listen.rpartition(":")

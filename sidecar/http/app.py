@@ -99,38 +99,43 @@ async def token_endpoint(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     started = time.perf_counter()
     request_id = request_id_of(request)
-    if request.method != "POST":
-        error = errors.method_not_allowed("request.method_not_allowed",
-                                          "The token endpoint only accepts POST.")
-        response = error_response(error.with_headers(("Allow", "POST")), request_id)
-        _log(request_id, Respond(error, Summary(error.result_code, error.description)),
-             response.status, started)
-        return response
-    token_request = await read_token_request(request, runtime.read_policy)
-    if isinstance(token_request, OAuthError):
-        decision: Decision = Respond(token_request, Summary(token_request.result_code,
-                                                            token_request.description))
-    else:
-        decision = await decide(token_request, runtime.env)
+    decision, body = await _decide(request, runtime)
     if isinstance(decision, Respond):
         response = error_response(decision.error, request_id)
-    else:
-        assert not isinstance(token_request, OAuthError)
-        response = await _forward(request, runtime, decision, token_request.body, request_id)
-    _log(request_id, decision, response.status, started)
-    return response
+        if decision.error.status == 405:
+            response.headers["Allow"] = "POST"
+        _log(request_id, decision, response.status, started)
+        return response
+    answer = await runtime.upstream.send_token(
+        request, _context_headers(request, runtime, decision, request_id), body)
+    if isinstance(answer, OAuthError):
+        _log(request_id, decision, answer.status, started, upstream_error=answer)
+        return error_response(answer, request_id)
+    _log(request_id, decision, answer.status, started, upstream_status=answer.status)
+    return _token_response(answer, request_id)
 
 
-async def _forward(
-    request: web.Request, runtime: Runtime, decision: Forward, body: bytes, request_id: str
-) -> web.Response:
+async def _decide(request: web.Request, runtime: Runtime) -> tuple[Decision, bytes]:
+    """The decision, and the body to forward with it."""
+    if request.method != "POST":
+        return _refuse(errors.method_not_allowed("request.method_not_allowed",
+                                                 "The token endpoint only accepts POST.")), b""
+    token_request = await read_token_request(request, runtime.read_policy)
+    if isinstance(token_request, OAuthError):
+        return _refuse(token_request), b""
+    return await decide(token_request, runtime.env), token_request.body
+
+
+def _refuse(error: OAuthError) -> Respond:
+    return Respond(error, Summary(error.result_code, error.description))
+
+
+def _context_headers(request: web.BaseRequest, runtime: Runtime, decision: Forward,
+                     request_id: str) -> CIMultiDict[str]:
     headers = _upstream_headers(request, runtime, request_id)
     for name, value in decision.context:
         headers[CONTEXT_PREFIX + name] = value
-    answer = await runtime.upstream.send_token(request, headers, body)
-    if isinstance(answer, OAuthError):
-        return error_response(answer, request_id)
-    return _token_response(answer, request_id)
+    return headers
 
 
 def _token_response(answer: UpstreamAnswer, request_id: str) -> web.Response:
@@ -164,19 +169,22 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         return error_response(answer.error, request_id)
 
 
-def _log(request_id: str, decision: Decision, status: int, started: float) -> None:
+def _log(request_id: str, decision: Decision, status: int, started: float, *,
+         upstream_status: int | None = None, upstream_error: OAuthError | None = None) -> None:
     summary = decision.summary
+    failure = upstream_error or (decision.error if isinstance(decision, Respond) else None)
     log.info(
         "%s %s", decision.action.value, summary.result_code,
         extra={"token_sidecar": {
             "request_id": request_id,
             "action": decision.action.value,
-            "result_code": summary.result_code,
+            "result_code": upstream_error.result_code if upstream_error else summary.result_code,
             "grant_type": summary.grant_type,
             "client_id": summary.client_id,
             "auth_method": summary.auth_method,
             "status": status,
+            "upstream_status": upstream_status,
             "duration_seconds": round(time.perf_counter() - started, 6),
-            "detail": decision.error.detail if isinstance(decision, Respond) else "",
+            "detail": failure.detail if failure else "",
         }},
     )

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import CIMultiDict
 
+from sidecar.http.server import SidecarRunner
+
 
 @dataclass
 class Received:
@@ -100,7 +102,7 @@ class RecordingUpstream:
 
 
 async def start_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
+    runner = SidecarRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
     await site.start()
