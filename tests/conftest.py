@@ -11,6 +11,8 @@ from sidecar.http.app import build_app
 from sidecar.settings import Settings, settings_from_mapping
 from tests.support.servers import RecordingUpstream, start_app
 
+pytest_plugins = ["tests.support.redis_fixtures"]
+
 TOKEN_URL_PUBLIC = "https://as.example.com/token"
 
 
