@@ -165,6 +165,17 @@ class StoreSettings:
     failure_mode: str = key("closed", _one_of("closed", "open"))
     key_prefix: str = key("token-sidecar:")
     memory_max_entries: int = key(100_000, _positive)
+    # Bounded waits: a Redis that hangs must not hang token requests.
+    connect_timeout_seconds: float = key(0.05, _positive)
+    command_timeout_seconds: float = key(0.05, _positive)
+    max_connections: int = key(100, _positive)
+    username: str = key("")                # Redis ACL user
+    password_file: str = key("")           # the password, read from a file (a mounted Secret)
+    sentinel_password_file: str = key("")  # Sentinel's own password, when it has one
+    tls_ca_file: str = key("")             # rediss://: CA bundle; empty uses the system's
+    tls_cert_file: str = key("")           # rediss://: client certificate (mutual TLS)
+    tls_key_file: str = key("")
+    retry_after_seconds: int = key(1, _positive)  # Retry-After on 503 when the store is down
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
