@@ -56,6 +56,11 @@ RSA_MAX_EXPONENT_BITS: Final = 32  # 65537 in practice; a huge `e` only makes ve
 MAX_JWK_JSON_LENGTH: Final = 8192  # a JWK given as text, before it is parsed
 
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The last character of an unpadded encoding carries 2 (length % 4 == 2) or 4 (== 3) data
+# bits; the rest must be zero.
+_CANONICAL_LAST: Final = {2: frozenset(_B64URL_ALPHABET[::16]),
+                          3: frozenset(_B64URL_ALPHABET[::4])}
 
 JwkErrorReason = Literal["bad_jwk", "private_key", "symmetric_key", "unsupported_key"]
 
@@ -112,8 +117,15 @@ class BoundedCache(Generic[K, V]):
 
 
 def b64url_decode(text: str) -> bytes | None:
-    """Strict base64url without padding (RFC 7515 §2, Appendix C); None when malformed."""
-    if len(text) % 4 == 1 or not _B64URL.fullmatch(text):
+    """Strict base64url without padding (RFC 7515 §2, Appendix C); None when malformed.
+
+    Canonical only (RFC 4648 §3.5): the unused low bits of the last character must be zero,
+    so that one byte string has exactly one encoding (no two spellings of one signature).
+    """
+    remainder = len(text) % 4
+    if remainder == 1 or not _B64URL.fullmatch(text):
+        return None
+    if remainder and text[-1] not in _CANONICAL_LAST[remainder]:
         return None
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
