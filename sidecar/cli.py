@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from sidecar.core.policy import Policy
 from sidecar.demo import demo_settings, run_demo
 from sidecar.http.app import build_app
 from sidecar.http.server import SidecarRunner
@@ -44,8 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(path: str) -> Settings | None:
+    """The settings, checked as deeply as serving them would: files read, URLs usable."""
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        Policy.from_settings(settings)
+        return settings
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
         for problem in exc.problems:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from sidecar.http.app import CONTEXT_PREFIX, build_app
+from sidecar.http.app import build_app
+from sidecar.http.runtime import CONTEXT_PREFIX
 from sidecar.http.server import SidecarRunner
 from sidecar.settings import Settings, settings_from_mapping
 

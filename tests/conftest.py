@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from sidecar.http.app import build_app
+from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import Settings, settings_from_mapping
 from tests.support.servers import RecordingUpstream, start_app
 
@@ -53,9 +54,14 @@ SidecarFactory = Callable[..., Awaitable[Sidecar]]
 async def sidecar_factory(upstream: RecordingUpstream) -> AsyncIterator[SidecarFactory]:
     runners = []
 
-    async def start(upstream_url: str | None = None, **sections: dict[str, Any]) -> Sidecar:
+    async def start(upstream_url: str | None = None, *, port: int = 0,
+                    replay_store: ReplayStore | None = None, clock: Clock | None = None,
+                    **sections: dict[str, Any]) -> Sidecar:
+        """A sidecar in front of the recording upstream; `port` fixes its port (so that a
+        test can make its own URL the public one, as a real client signs it)."""
         settings = make_settings(upstream_url or upstream.url, **sections)
-        runner, url = await start_app(build_app(settings))
+        runner, url = await start_app(build_app(settings, store=replay_store, clock=clock),
+                                     port=port)
         runners.append(runner)
         return Sidecar(url, settings, upstream)
 

@@ -11,25 +11,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from sidecar import errors
 from sidecar.core.client_auth import ClientCredentials, extract_client_credentials
+from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult, validate_grant
 from sidecar.core.mtls import ClientCertificate, parse_client_certificate
+from sidecar.core.policy import Policy
+from sidecar.core.store_calls import StoreOutcome, store_call
 from sidecar.errors import OAuthError
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 from sidecar.ports import Clock, ReplayStore
-from sidecar.settings import GrantsSettings, Settings
 
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """What the steps need from the configuration, computed once at start-up."""
-
-    cert_format: str
-    grants: GrantsSettings
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
-        return cls(cert_format=settings.trust.client_cert_format, grants=settings.grants)
+REFRESH_BINDING = "refresh"  # store kind: sha256(refresh_token) -> "jkt:<thumbprint>"
+DPOP_JTI = "dpop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +40,9 @@ class Facts:
     certificate: ClientCertificate | None = None
     client: ClientCredentials | None = None
     grant: GrantResult | None = None
+    dpop: DpopProof | None = None
+    refresh_bound_to: str | None = None
+    replay_check_skipped: bool = False
     context: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self, result_code: str, message: str) -> Summary:
@@ -88,10 +85,76 @@ async def check_grant(request: TokenRequest, facts: Facts, env: Env) -> OAuthErr
     return None
 
 
+async def check_dpop_proof(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+    return _check_proof(request, facts, env, env.policy.dpop.htu_targets)
+
+
+def _check_proof(request: TokenRequest, facts: Facts, env: Env,
+                 htu_targets: frozenset[str]) -> OAuthError | None:
+    policy = env.policy
+    if not request.dpop:
+        if policy.dpop_required:
+            # RFC 9449 §5.2: a client that must use DPoP and sends no proof is refused.
+            return errors.invalid_dpop_proof("dpop.required", "A DPoP proof is required.")
+        return None
+    proof = validate_proof(request.dpop, method=request.method, policy=policy.dpop,
+                           now=env.clock.now(), nonces=policy.nonces,
+                           nonce_required=policy.nonce_required, htu_targets=htu_targets)
+    if isinstance(proof, OAuthError):
+        return proof
+    facts.dpop = proof
+    return None
+
+
+async def check_refresh_binding(request: TokenRequest, facts: Facts,
+                                env: Env) -> OAuthError | None:
+    """RFC 9449 §5: a refresh token bound to a DPoP key is only refreshed with that key."""
+    refresh_token = request.parameters.get("refresh_token")
+    if facts.grant is None or facts.grant.grant_type != "refresh_token" or not refresh_token:
+        return None
+    outcome = await store_call(env.store.get_binding(REFRESH_BINDING, refresh_token), env.policy)
+    if isinstance(outcome, OAuthError):
+        return outcome
+    if outcome.skipped:
+        facts.replay_check_skipped = True
+        return None
+    bound = outcome.value
+    if bound is None:
+        return None
+    kind, _, value = bound.partition(":")
+    presented = facts.dpop.jkt if kind == "jkt" and facts.dpop else None
+    if presented != value:
+        return errors.invalid_grant("binding.dpop_key_mismatch",
+                                    "The refresh token is bound to another DPoP key.")
+    facts.refresh_bound_to = bound
+    return None
+
+
+async def burn_replays(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+    """Last of all, so a proof refused for another reason does not use up its `jti`."""
+    proof = facts.dpop
+    if proof is None:
+        return None
+    outcome: StoreOutcome[bool] | OAuthError = await store_call(
+        env.store.first_use(DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds), env.policy)
+    if isinstance(outcome, OAuthError):
+        return outcome
+    if outcome.skipped:
+        facts.replay_check_skipped = True
+    elif not outcome.value:
+        # RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant.
+        return errors.invalid_dpop_proof("dpop.jti_replayed",
+                                         "The DPoP proof has been used before.")
+    return None
+
+
 STEPS: Sequence[Step] = (
     read_certificate,
     identify_client,
     check_grant,
+    check_dpop_proof,
+    check_refresh_binding,
+    burn_replays,
 )
 
 
@@ -105,7 +168,7 @@ async def decide(request: TokenRequest, env: Env, steps: Sequence[Step] = STEPS)
 
 
 def _forward(facts: Facts) -> Forward:
-    grant, client, cert = facts.grant, facts.client, facts.certificate
+    grant, client, cert, proof = facts.grant, facts.client, facts.certificate, facts.dpop
     assert grant is not None and client is not None  # every step ran
     context: list[tuple[str, str]] = [
         ("Action", grant.action.value),
@@ -115,19 +178,67 @@ def _forward(facts: Facts) -> Forward:
     ]
     if client.client_id:
         context.append(("Client-Id", client.client_id))
+    if proof is not None:
+        context.append(("DPoP-JKT", proof.jkt))
     if cert is not None:
         context.append(("Client-Cert-S256", cert.x5t_s256))
         context.append(("Client-Cert", cert.url_encoded_pem()))
+    if facts.replay_check_skipped:
+        context.append(("Replay-Check", "skipped"))
     context.extend(grant.context)
     context.extend(facts.context)
-    message = f"{grant.grant_type} request is valid"
     return Forward(
         action=grant.action,
-        summary=facts.summary(_result_code(grant.action), message),
+        summary=facts.summary(_result_code(grant.action), f"{grant.grant_type} request is valid"),
         context=tuple(context),
+        dpop_jkt=proof.jkt if proof else None,
         cert_s256=cert.x5t_s256 if cert else None,
+        bind_refresh_token_to=_refresh_binding(facts),
     )
+
+
+def _refresh_binding(facts: Facts) -> str | None:
+    """RFC 9449 §5: refresh tokens issued to public clients are bound to the DPoP key; a
+    rotated refresh token inherits the binding of the one it replaces. Confidential clients
+    are not bound: their refresh tokens are already bound to their credentials."""
+    if facts.refresh_bound_to:
+        return facts.refresh_bound_to
+    if facts.dpop and facts.client and facts.client.method == "none":
+        return f"jkt:{facts.dpop.jkt}"
+    return None
 
 
 def _result_code(action: Action) -> str:
     return f"token.{action.value.lower()}"
+
+
+# ---------------------------------------------------------------------------------------
+# Pushed authorization requests (RFC 9126) with DPoP (RFC 9449 §10.1).
+
+
+async def check_par_dpop(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+    error = _check_proof(request, facts, env, env.policy.par_htu_targets)
+    if error is not None:
+        return error
+    dpop_jkt = request.parameters.get("dpop_jkt")
+    if dpop_jkt is not None and facts.dpop is not None and dpop_jkt != facts.dpop.jkt:
+        # RFC 9449 §10.1: a dpop_jkt that differs from the proof's key is refused.
+        return errors.invalid_request("dpop.jkt_mismatch",
+                                      "dpop_jkt does not match the DPoP proof's key.")
+    return None
+
+
+PAR_STEPS: Sequence[Step] = (check_par_dpop, burn_replays)
+
+
+async def decide_par(request: TokenRequest, env: Env) -> Decision:
+    facts = Facts()
+    for step in PAR_STEPS:
+        error = await step(request, facts, env)
+        if error is not None:
+            return Respond(error, facts.summary(error.result_code, error.description))
+    context = [("DPoP-JKT", facts.dpop.jkt)] if facts.dpop else []
+    if facts.replay_check_skipped:
+        context.append(("Replay-Check", "skipped"))
+    return Forward(action=Action.OK, summary=facts.summary("par.ok", "PAR request is valid"),
+                   context=tuple(context), dpop_jkt=facts.dpop.jkt if facts.dpop else None)

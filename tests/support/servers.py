@@ -13,6 +13,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar.http.server import SidecarRunner
+from tests.support.redis_server import free_port
+
+__all__ = ["RecordingUpstream", "free_port", "start_app"]
 
 
 @dataclass
@@ -101,12 +104,14 @@ class RecordingUpstream:
         return self.received[-1]
 
 
-async def start_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
+async def start_app(app: web.Application, host: str = "127.0.0.1",
+                    port: int = 0) -> tuple[web.AppRunner, str]:
     runner = SidecarRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, host, 0)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     server = site._server
     assert server is not None
     port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://{host}:{port}"
+

@@ -1,0 +1,96 @@
+"""What the sidecar enforces on the upstream's answer to a forwarded token request (SPEC step 5).
+
+Pure like the decision: the shell hands over the status and body, and applies the edit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar import errors
+from sidecar.core.decide import REFRESH_BINDING, Env
+from sidecar.core.store_calls import store_call
+from sidecar.errors import OAuthError
+from sidecar.model import Forward
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerEdit:
+    body: bytes | None = None  # a replacement body, when one was rewritten
+    headers: tuple[tuple[str, str], ...] = ()
+    error: OAuthError | None = None  # answer this instead of the upstream's answer
+    notes: tuple[str, ...] = ()  # what happened, for logs and metrics
+
+
+async def review_answer(forward: Forward, status: int, body: bytes, env: Env) -> AnswerEdit:
+    headers = _nonce_headers(env)
+    if not 200 <= status < 300 or not (forward.dpop_jkt or forward.bind_refresh_token_to):
+        return AnswerEdit(headers=headers)
+    token = _json_object(body)
+    if token is None:
+        return AnswerEdit(headers=headers)
+    notes: list[str] = []
+    new_body: bytes | None = None
+    if forward.dpop_jkt:
+        rewritten = _enforce_dpop_token_type(token, env, notes)
+        if isinstance(rewritten, OAuthError):
+            return AnswerEdit(error=rewritten, headers=headers, notes=tuple(notes))
+        new_body = rewritten
+    if forward.bind_refresh_token_to:
+        error = await _bind_refresh_token(token, forward.bind_refresh_token_to, env, notes)
+        if error is not None:
+            return AnswerEdit(error=error, headers=headers, notes=tuple(notes))
+    return AnswerEdit(body=new_body, headers=headers, notes=tuple(notes))
+
+
+def _nonce_headers(env: Env) -> tuple[tuple[str, str], ...]:
+    # RFC 9449 §8.2: the server may hand out a fresh nonce with any response.
+    nonces = env.policy.nonces
+    return (("DPoP-Nonce", nonces.issue(env.clock.now())),) if nonces else ()
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _enforce_dpop_token_type(token: dict[str, Any], env: Env,
+                             notes: list[str]) -> bytes | OAuthError | None:
+    """RFC 9449 §5: a DPoP-bound access token is issued with `token_type` DPoP."""
+    token_type = token.get("token_type")
+    if "access_token" not in token or (isinstance(token_type, str)
+                                       and token_type.lower() == "dpop"):
+        return None
+    mode = env.policy.upstream_token_type
+    notes.append(f"upstream_token_type.{mode}")
+    if mode == "rewrite":
+        token["token_type"] = "DPoP"  # noqa: S105 - a token type, not a secret
+        return json.dumps(token, separators=(",", ":")).encode()
+    if mode == "require":
+        return errors.bad_gateway(
+            "upstream.token_type_not_dpop",
+            "The token endpoint did not issue a DPoP-bound token.",
+            detail=f"token_type={str(token_type)[:20]!r}")
+    return None
+
+
+async def _bind_refresh_token(token: dict[str, Any], bound_to: str, env: Env,
+                              notes: list[str]) -> OAuthError | None:
+    refresh_token = token.get("refresh_token")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        return None
+    ttl = token.get("refresh_token_expires_in")
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+        ttl = env.policy.refresh_binding_ttl_seconds
+    outcome = await store_call(
+        env.store.set_binding(REFRESH_BINDING, refresh_token, bound_to, ttl), env.policy)
+    if isinstance(outcome, OAuthError):
+        # Closed: a token whose binding could not be recorded is not handed out unbound.
+        return outcome
+    notes.append("refresh_binding.skipped" if outcome.skipped else "refresh_binding.recorded")
+    return None

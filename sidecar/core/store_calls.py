@@ -1,0 +1,41 @@
+"""One place that decides what a store failure means (`store.failure_mode`).
+
+closed (default): the request ends with `503 temporarily_unavailable` and `Retry-After`;
+nothing whose replay check did not complete is forwarded. open: the check is skipped, and
+the caller tells the upstream so (`X-Token-Replay-Check: skipped`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sidecar import errors
+from sidecar.core.policy import Policy
+from sidecar.errors import OAuthError
+from sidecar.ports import StoreError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome(Generic[T]):
+    value: T | None
+    skipped: bool = False
+
+
+async def store_call(call: Awaitable[T], policy: Policy) -> StoreOutcome[T] | OAuthError:
+    try:
+        return StoreOutcome(await call)
+    except StoreError as exc:
+        if policy.store_fails_open:
+            return StoreOutcome(None, skipped=True)
+        return store_unavailable(policy, str(exc))
+
+
+def store_unavailable(policy: Policy, detail: str) -> OAuthError:
+    return errors.temporarily_unavailable(
+        "store.unavailable", "The replay cache is unavailable; try again shortly.",
+        detail=detail,
+    ).with_headers(("Retry-After", str(policy.retry_after_seconds)))
