@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
 from sidecar.core.policy import Policy
 from sidecar.demo import demo_settings, run_demo
-from sidecar.http.app import build_app
-from sidecar.http.server import SidecarRunner
 from sidecar.logs import configure_logging
+from sidecar.serve import run
 from sidecar.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -41,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{args.config}: configuration is valid")
         return 0
-    return _serve(settings)
+    return _serve(settings, args.config)
 
 
 def _load(path: str) -> Settings | None:
@@ -57,37 +53,14 @@ def _load(path: str) -> Settings | None:
         return None
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, config_path: str) -> int:
     configure_logging(settings.logging.level, settings.logging.format)
     try:
-        asyncio.run(serve(settings))
+        return run(settings, config_path)
     except OSError as exc:
-        print(f"token-sidecar: cannot listen on {settings.server.listen}: {exc.strerror}",
-              file=sys.stderr)
+        print(f"token-sidecar: cannot listen on {settings.server.listen} or "
+              f"{settings.server.admin_listen}: {exc.strerror}", file=sys.stderr)
         return 1
-    return 0
-
-
-async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then let in-flight requests finish (bounded)."""
-    runner = SidecarRunner(build_app(settings),
-                           shutdown_timeout=settings.server.shutdown_grace_seconds)
-    await runner.setup()
-    try:
-        host, port = split_listen(settings.server.listen)
-        await web.TCPSite(runner, host, port).start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 def _demo(port: int, upstream_port: int) -> int:

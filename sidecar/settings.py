@@ -135,6 +135,8 @@ class ServerSettings:
     issuer: str = key("", _http_url)  # defaults to the origin of public_token_endpoint
     max_body_bytes: int = key(65536, _positive)
     shutdown_grace_seconds: float = key(20.0, _non_negative)
+    # Processes serving the same ports (SO_REUSEPORT); more than one needs a shared store.
+    workers: int = key(1, _positive)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,6 +221,12 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    # Client ids as a label: only for a registry small enough to keep series bounded.
+    client_id_label: bool = key(False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     server: ServerSettings
     upstream: UpstreamSettings
@@ -228,6 +236,7 @@ class Settings:
     clients: ClientsSettings = field(default_factory=lambda: _defaults(ClientsSettings))
     grants: GrantsSettings = field(default_factory=lambda: _defaults(GrantsSettings))
     logging: LoggingSettings = field(default_factory=lambda: _defaults(LoggingSettings))
+    metrics: MetricsSettings = field(default_factory=lambda: _defaults(MetricsSettings))
 
     @property
     def issuer(self) -> str:
@@ -280,7 +289,25 @@ def settings_from_mapping(
         sections[name] = _build_section(name, cls, table, environ, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(**sections)
+    settings = Settings(**sections)
+    problems.extend(_cross_checks(settings))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _cross_checks(settings: Settings) -> list[str]:
+    """Problems that only a combination of keys shows."""
+    problems = []
+    if settings.server.workers > 1 and settings.store.url.startswith("memory:"):
+        # Each worker would keep its own replay cache: a proof could pass once per worker.
+        problems.append("server.workers: more than one worker needs a shared store "
+                        "(store.url redis://...), not memory://")
+    if settings.server.listen == settings.server.admin_listen:
+        problems.append("server.admin_listen: must differ from server.listen")
+    if settings.dpop.nonce_required and not settings.dpop.nonce_secret_file:
+        problems.append("dpop.nonce_required: needs dpop.nonce_secret_file")
+    return problems
 
 
 def _build_section(

@@ -1,4 +1,4 @@
-"""Assembling the aiohttp application: routes, the runtime built once, its clean-up."""
+"""Assembling the aiohttp applications: the token application and the admin application."""
 
 from __future__ import annotations
 
@@ -6,53 +6,40 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sidecar.adapters import open_store
-from sidecar.core.decide import Env
 from sidecar.core.policy import Policy
-from sidecar.http.parse import ReadPolicy
-from sidecar.http.proxy import Upstream, open_session
-from sidecar.http.runtime import CLOCK, POLICY, RUNTIME, SETTINGS, STORE, Runtime
-from sidecar.http.token import par_endpoint, passthrough, token_endpoint
+from sidecar.http.admin import build_admin_app
+from sidecar.http.metrics import Metrics
+from sidecar.http.runtime import STATE, SidecarState
+from sidecar.http.token import dispatch
 from sidecar.ports import Clock, ReplayStore, SystemClock
 from sidecar.settings import Settings
 
-__all__ = ["build_app"]
+__all__ = ["build_admin_app", "build_app"]
 
 
 def build_app(
-    settings: Settings, *, store: ReplayStore | None = None, clock: Clock | None = None
+    settings: Settings, *, store: ReplayStore | None = None, clock: Clock | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """The sidecar's token application. Raises ConfigError when the configuration cannot
     serve (unreadable secret file, unusable URL), before anything listens."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
-    app[SETTINGS] = settings
-    app[POLICY] = Policy.from_settings(settings)
-    app[CLOCK] = clock or SystemClock()
-    if store is not None:
-        app[STORE] = store
-    app.cleanup_ctx.append(_runtime)
-    app.router.add_route("*", settings.server.token_path, token_endpoint)
-    if settings.dpop.par_path:
-        app.router.add_route("*", settings.dpop.par_path, par_endpoint)
-    app.router.add_route("*", "/{tail:.*}", passthrough)
+    app[STATE] = SidecarState(
+        settings=settings,
+        policy=Policy.from_settings(settings),
+        clock=clock or SystemClock(),
+        metrics=metrics or Metrics(client_id_label=settings.metrics.client_id_label),
+        given_store=store,
+    )
+    app.cleanup_ctx.append(_lifetime)
+    # One route: which path is the token endpoint is read from the current settings, so a
+    # reload can change it (see `dispatch`).
+    app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
 
 
-async def _runtime(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    owns_store = STORE not in app
-    store = app[STORE] if not owns_store else open_store(settings.store, app[CLOCK])
-    session = open_session(settings.upstream)
-    trust = settings.trust
-    app[RUNTIME] = Runtime(
-        settings=settings,
-        read_policy=ReadPolicy.from_settings(settings),
-        env=Env(app[POLICY], store, app[CLOCK]),
-        upstream=Upstream(session, settings.upstream),
-        stripped_headers=tuple(h for h in (trust.client_cert_header,
-                                           trust.client_cert_chain_header) if h),
-    )
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    state.start()
     yield
-    await session.close()
-    if owns_store:
-        await store.close()
+    await state.close()

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -17,11 +18,13 @@ from sidecar.core.answer import AnswerEdit, review_answer
 from sidecar.core.decide import Env, decide, decide_par
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
+from sidecar.http.metrics import Metrics
 from sidecar.http.parse import read_token_request
 from sidecar.http.proxy import AnswerWith, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
-from sidecar.http.runtime import CONTEXT_PREFIX, RUNTIME, Runtime
-from sidecar.model import Decision, Forward, Respond, Summary, TokenRequest
+from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
+from sidecar.logs import FIELDS_ATTRIBUTE
+from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 
 log = logging.getLogger("token_sidecar.access")
 
@@ -43,40 +46,59 @@ def _is_cors_preflight(request: web.BaseRequest) -> bool:
             and "Access-Control-Request-Method" in request.headers)
 
 
-async def token_endpoint(request: web.Request) -> web.StreamResponse:
-    return await _handle(request, decide)
-
-
-async def par_endpoint(request: web.Request) -> web.StreamResponse:
-    return await _handle(request, decide_par)
-
-
-async def _handle(request: web.Request, decider: Decider) -> web.StreamResponse:
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Route by the current settings: the token endpoint, the PAR endpoint, or through."""
+    state = request.app[STATE]
+    runtime = state.runtime
+    assert runtime is not None  # set before the site starts listening
+    path = request.path
     if _is_cors_preflight(request):
-        return await passthrough(request)
-    runtime = request.app[RUNTIME]
-    started = time.perf_counter()
-    request_id = request_id_of(request)
+        return await passthrough(request, runtime)
+    if path == runtime.settings.server.token_path:
+        return await _handle(request, state, runtime, decide)
+    if path == runtime.settings.dpop.par_path:
+        return await _handle(request, state, runtime, decide_par)
+    return await passthrough(request, runtime)
+
+
+async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
+                  decider: Decider) -> web.StreamResponse:
+    metrics = state.metrics
+    metrics.in_flight.inc()
+    record = _Record(request_id_of(request), time.perf_counter(), metrics,
+                     bool(request.headers.get("DPoP")))
+    try:
+        return await _answer(request, runtime, decider, record)
+    finally:
+        metrics.in_flight.dec()
+
+
+async def _answer(request: web.Request, runtime: Runtime, decider: Decider,
+                  record: _Record) -> web.StreamResponse:
+    request_id = record.request_id
     decision, body = await _decide(request, runtime, decider)
     if isinstance(decision, Respond):
         response = error_response(decision.error, request_id)
         if decision.error.status == 405:
             response.headers["Allow"] = "POST"
-        _log(request_id, decision, response.status, started)
+        record.done(decision, response)
         return response
+    upstream_started = time.perf_counter()
     answer = await runtime.upstream.send_token(
         request, _context_headers(request, runtime, decision, request_id), body)
     if isinstance(answer, OAuthError):
-        _log(request_id, decision, answer.status, started, upstream_error=answer)
-        return error_response(answer, request_id)
+        response = error_response(answer, request_id)
+        record.done(decision, response, failure=answer)
+        return response
+    record.metrics.observe_upstream(answer.status, time.perf_counter() - upstream_started)
     edit = await review_answer(decision, answer.status, answer.body, runtime.env)
     if edit.error is not None:
-        _log(request_id, decision, edit.error.status, started, upstream_error=edit.error,
-             upstream_status=answer.status, notes=edit.notes)
-        return error_response(edit.error.with_headers(*edit.headers), request_id)
-    _log(request_id, decision, answer.status, started, upstream_status=answer.status,
-         notes=edit.notes)
-    return _token_response(answer, edit, request_id)
+        response = error_response(edit.error.with_headers(*edit.headers), request_id)
+    else:
+        response = _token_response(answer, edit, request_id)
+    record.done(decision, response, failure=edit.error, upstream_status=answer.status,
+                notes=edit.notes)
+    return response
 
 
 async def _decide(request: web.Request, runtime: Runtime,
@@ -137,8 +159,7 @@ def _upstream_headers(request: web.BaseRequest, runtime: Runtime,
     return headers
 
 
-async def passthrough(request: web.Request) -> web.StreamResponse:
-    runtime = request.app[RUNTIME]
+async def passthrough(request: web.Request, runtime: Runtime) -> web.StreamResponse:
     request_id = request_id_of(request)
     headers = _upstream_headers(request, runtime, request_id)
     try:
@@ -147,24 +168,55 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         return error_response(answer.error, request_id)
 
 
-def _log(request_id: str, decision: Decision, status: int, started: float, *,
-         upstream_status: int | None = None, upstream_error: OAuthError | None = None,
-         notes: tuple[str, ...] = ()) -> None:
-    summary = decision.summary
-    failure = upstream_error or (decision.error if isinstance(decision, Respond) else None)
-    log.info(
-        "%s %s", decision.action.value, summary.result_code,
-        extra={"token_sidecar": {
-            "request_id": request_id,
-            "action": decision.action.value,
-            "result_code": upstream_error.result_code if upstream_error else summary.result_code,
+@dataclass(slots=True)
+class _Record:
+    """The log line and the metrics of one token-endpoint request."""
+
+    request_id: str
+    started: float
+    metrics: Metrics
+    had_dpop: bool
+
+    def done(self, decision: Decision, response: web.StreamResponse, *,
+             failure: OAuthError | None = None, upstream_status: int | None = None,
+             notes: tuple[str, ...] = ()) -> None:
+        duration = time.perf_counter() - self.started
+        summary = decision.summary
+        if failure is None and isinstance(decision, Respond):
+            failure = decision.error
+        result_code = failure.result_code if failure else summary.result_code
+        action = Action.for_error(failure).value if failure else decision.action.value
+        self._count(decision, result_code, action, duration, response=response, notes=notes)
+        log.info("%s %s", action, result_code, extra={FIELDS_ATTRIBUTE: {
+            "request_id": self.request_id,
+            "action": action,
+            "result_code": result_code,
             "grant_type": summary.grant_type,
             "client_id": summary.client_id,
             "auth_method": summary.auth_method,
-            "status": status,
+            "status": response.status,
             "upstream_status": upstream_status,
-            "duration_seconds": round(time.perf_counter() - started, 6),
+            "duration_seconds": round(duration, 6),
             "detail": failure.detail if failure else "",
             "notes": ",".join(notes),
-        }},
-    )
+        }})
+
+    def _count(self, decision: Decision, result_code: str, action: str, duration: float, *,
+               response: web.StreamResponse, notes: tuple[str, ...]) -> None:
+        metrics = self.metrics
+        summary = decision.summary
+        metrics.observe_request(action=action, grant_type=summary.grant_type,
+                                result_code=result_code, client_id=summary.client_id,
+                                duration=duration)
+        if self.had_dpop:
+            accepted = isinstance(decision, Forward) and decision.dpop_jkt is not None
+            metrics.dpop_proofs.labels(
+                "accepted" if accepted else
+                result_code if result_code.startswith("dpop.") else "not_checked").inc()
+        if "DPoP-Nonce" in response.headers:
+            metrics.nonces_issued.inc()
+        if isinstance(decision, Forward) and ("Replay-Check", "skipped") in decision.context:
+            metrics.replay_checks_skipped.inc()
+        for note in notes:
+            if note.startswith("upstream_token_type."):
+                metrics.upstream_token_type.labels(note.rpartition(".")[2]).inc()

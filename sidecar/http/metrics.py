@@ -1,0 +1,147 @@
+"""Prometheus metrics (`token_sidecar_*`), one registry per application.
+
+Label values are bounded: actions, grant types and result codes are closed sets the code
+defines, status classes are `2xx`..`5xx`. Client ids are a label only when
+`metrics.client_id_label` is on (an operator who knows the registry is small); otherwise no
+label takes a value the client chose. With `server.workers > 1` the workers write to
+`PROMETHEUS_MULTIPROC_DIR` and every scrape sums them (prometheus-client multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+    multiprocess,
+)
+
+from sidecar import __version__
+from sidecar.ports import ReplayStore, StoreError
+from sidecar.settings import GRANT_TYPES
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+_KNOWN_GRANTS = frozenset(GRANT_TYPES)
+T = TypeVar("T")
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+@dataclass
+class Metrics:
+    client_id_label: bool = False
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        request_labels = ["action", "grant_type", "result_code"]
+        if self.client_id_label:
+            request_labels.append("client_id")
+        self.requests = Counter("token_sidecar_requests", "Token requests by outcome.",
+                                request_labels, registry=r)
+        self.request_duration = Histogram(
+            "token_sidecar_request_duration_seconds", "Time from request to answer.",
+            ["action"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.upstream_duration = Histogram(
+            "token_sidecar_upstream_duration_seconds", "Time the upstream took to answer.",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.upstream_responses = Counter(
+            "token_sidecar_upstream_responses", "Upstream answers by status class.",
+            ["status_class"], registry=r)
+        self.dpop_proofs = Counter("token_sidecar_dpop_proofs", "DPoP proofs by outcome.",
+                                   ["outcome"], registry=r)
+        self.replays_rejected = Counter("token_sidecar_replays_rejected",
+                                        "Replayed single-use values refused.", ["kind"],
+                                        registry=r)
+        self.replay_checks_skipped = Counter(
+            "token_sidecar_replay_checks_skipped",
+            "Requests forwarded without a replay check (store down, failure_mode open).",
+            registry=r)
+        self.store_errors = Counter("token_sidecar_store_errors", "Store operations that failed.",
+                                    ["operation"], registry=r)
+        self.store_duration = Histogram(
+            "token_sidecar_store_operation_duration_seconds", "Store round trips.",
+            ["operation"], buckets=_STORE_BUCKETS, registry=r)
+        self.in_flight = Gauge("token_sidecar_in_flight_requests",
+                               "Token requests being handled.", registry=r,
+                               multiprocess_mode="livesum")
+        self.nonces_issued = Counter("token_sidecar_dpop_nonces_issued",
+                                     "DPoP-Nonce values handed out.", registry=r)
+        self.upstream_token_type = Counter(
+            "token_sidecar_upstream_token_type_mismatches",
+            "Upstream answers to DPoP requests whose token_type was not DPoP, by what was done.",
+            ["handling"], registry=r)
+        self.config_reloads = Counter("token_sidecar_config_reloads",
+                                      "Configuration reloads by outcome.", ["outcome"],
+                                      registry=r)
+        self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
+        self.build_info.info({"version": __version__})
+
+    def observe_request(self, *, action: str, grant_type: str, result_code: str,
+                        client_id: str, duration: float) -> None:
+        grant = grant_type if grant_type in _KNOWN_GRANTS else ("" if not grant_type else "other")
+        labels = [action, grant, result_code]
+        if self.client_id_label:
+            labels.append(client_id)
+        self.requests.labels(*labels).inc()
+        self.request_duration.labels(action).observe(duration)
+
+    def observe_upstream(self, status: int, duration: float) -> None:
+        self.upstream_responses.labels(f"{status // 100}xx").inc()
+        self.upstream_duration.observe(duration)
+
+    def exposition(self) -> bytes:
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+class InstrumentedStore:
+    """The store port, timed and counted: round-trip durations, errors, replays refused."""
+
+    def __init__(self, store: ReplayStore, metrics: Metrics) -> None:
+        self.inner = store
+        self._metrics = metrics
+
+    async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
+        first = await self._timed("first_use", self.inner.first_use(kind, value, ttl_seconds))
+        if not first:
+            self._metrics.replays_rejected.labels(kind).inc()
+        return first
+
+    async def get_binding(self, kind: str, value: str) -> str | None:
+        return await self._timed("get_binding", self.inner.get_binding(kind, value))
+
+    async def set_binding(self, kind: str, value: str, bound_to: str, ttl_seconds: float) -> None:
+        await self._timed("set_binding",
+                          self.inner.set_binding(kind, value, bound_to, ttl_seconds))
+
+    async def ping(self) -> None:
+        await self._timed("ping", self.inner.ping())
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await call
+        except StoreError:
+            self._metrics.store_errors.labels(operation).inc()
+            raise
+        finally:
+            self._metrics.store_duration.labels(operation).observe(time.perf_counter() - started)

@@ -1,0 +1,151 @@
+"""Running the sidecar as a process: the two listeners, signals, reload, workers.
+
+- SIGTERM/SIGINT: `/readyz` turns unready at once, the token listener stops accepting, requests
+  in flight get `server.shutdown_grace_seconds` to finish, then the admin listener stops.
+- SIGHUP: the configuration file (and what it points to) is read again; a configuration that
+  does not validate is refused with a log line and the old one stays in force. The listen
+  addresses and the number of workers only change on restart.
+- `server.workers = N`: N processes share the ports (SO_REUSEPORT); their metrics are summed
+  through prometheus-client's multiprocess directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from sidecar.core.policy import Policy
+from sidecar.http.app import build_admin_app, build_app
+from sidecar.http.runtime import STATE
+from sidecar.http.server import SidecarRunner
+from sidecar.logs import configure_logging
+from sidecar.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("token_sidecar.serve")
+_RESTART_ONLY = ("listen", "admin_listen", "workers")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def serve(settings: Settings, config_path: str | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain."""
+    app = build_app(settings)
+    reuse_port = settings.server.workers > 1 or None
+    token_runner = SidecarRunner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
+    admin_runner = web.AppRunner(build_admin_app(app), access_log=None)
+    await token_runner.setup()
+    await admin_runner.setup()
+    try:
+        host, port = split_listen(settings.server.listen)
+        await web.TCPSite(token_runner, host, port, reuse_port=reuse_port).start()
+        admin_host, admin_port = split_listen(settings.server.admin_listen)
+        await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
+        log.info("serving on %s (admin %s)", settings.server.listen, settings.server.admin_listen)
+        await _until_stopped(app, config_path)
+        app[STATE].draining = True
+        log.info("draining: finishing requests in flight")
+    finally:
+        await token_runner.cleanup()
+        await admin_runner.cleanup()
+    log.info("stopped")
+
+
+async def _until_stopped(app: web.Application, config_path: str | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if config_path is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload, app, config_path)
+    await stop.wait()
+
+
+def reload(app: web.Application, config_path: str) -> bool:
+    """Re-read the configuration; keep the old one when the new one does not validate."""
+    state = app[STATE]
+    try:
+        settings = load_settings(config_path)
+        policy = Policy.from_settings(settings)
+    except ConfigError as exc:
+        state.metrics.config_reloads.labels("refused").inc()
+        log.error("configuration reload refused, the previous configuration stays in force: %s",
+                  "; ".join(exc.problems))
+        return False
+    pending = [key for key in _RESTART_ONLY
+               if getattr(settings.server, key) != getattr(state.settings.server, key)]
+    if pending:
+        log.warning("configuration reloaded; these keys take effect on restart: %s",
+                    ", ".join(f"server.{key}" for key in pending))
+    configure_logging(settings.logging.level, settings.logging.format)
+    state.swap(settings, policy)
+    state.metrics.config_reloads.labels("applied").inc()
+    log.info("configuration reloaded")
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# Workers.
+
+
+def run(settings: Settings, config_path: str | None) -> int:
+    """The `serve` command: one process, or a supervisor of `server.workers` processes."""
+    if settings.server.workers == 1:
+        asyncio.run(serve(settings, config_path))
+        return 0
+    return _supervise(settings, config_path)
+
+
+def _supervise(settings: Settings, config_path: str | None) -> int:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Must be set before any worker imports prometheus-client.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="token-sidecar-metrics-")
+    _clear_metric_files(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(config_path, settings), daemon=False)
+               for _ in range(settings.server.workers)]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    log.info("supervising %d workers", len(workers))
+    exit_code = 0
+    for worker in workers:
+        worker.join()
+        if worker.exitcode:
+            exit_code = 1
+            forward(signal.SIGTERM, None)  # one worker down: stop all, let the platform restart
+    return exit_code
+
+
+def _worker(config_path: str | None, settings: Settings) -> None:
+    configure_logging(settings.logging.level, settings.logging.format)
+    try:
+        asyncio.run(serve(settings, config_path))
+    finally:
+        from prometheus_client import multiprocess  # noqa: PLC0415 - only in workers
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def _clear_metric_files(directory: Path) -> None:
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+__all__ = ["ConfigError", "reload", "run", "serve", "split_listen"]
