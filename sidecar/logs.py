@@ -23,6 +23,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # tells workers apart
         }
         fields = getattr(record, FIELDS_ATTRIBUTE, None)
         if isinstance(fields, dict):

@@ -37,8 +37,10 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def serve(settings: Settings, config_path: str | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then drain."""
+async def serve(settings: Settings, config_path: str | None = None,
+                supervisor_pid: int | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or, for a worker, until its supervisor is gone),
+    then drain."""
     app = build_app(settings)
     reuse_port = settings.server.workers > 1 or None
     token_runner = SidecarRunner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
@@ -51,7 +53,7 @@ async def serve(settings: Settings, config_path: str | None = None) -> None:
         admin_host, admin_port = split_listen(settings.server.admin_listen)
         await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
         log.info("serving on %s (admin %s)", settings.server.listen, settings.server.admin_listen)
-        await _until_stopped(app, config_path)
+        await _until_stopped(app, config_path, supervisor_pid)
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
     finally:
@@ -60,14 +62,29 @@ async def serve(settings: Settings, config_path: str | None = None) -> None:
     log.info("stopped")
 
 
-async def _until_stopped(app: web.Application, config_path: str | None) -> None:
+async def _until_stopped(app: web.Application, config_path: str | None,
+                         supervisor_pid: int | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if config_path is not None:
         loop.add_signal_handler(signal.SIGHUP, reload, app, config_path)
+    watchdog = None
+    if supervisor_pid is not None:
+        watchdog = asyncio.create_task(_watch_supervisor(supervisor_pid, stop))
     await stop.wait()
+    if watchdog is not None:
+        watchdog.cancel()
+
+
+async def _watch_supervisor(supervisor_pid: int, stop: asyncio.Event) -> None:
+    # A worker whose supervisor was killed (SIGKILL cannot be forwarded) must not live on
+    # holding the port: it drains and exits like on SIGTERM.
+    while os.getppid() == supervisor_pid:
+        await asyncio.sleep(1.0)
+    log.warning("supervisor %d is gone; stopping", supervisor_pid)
+    stop.set()
 
 
 def reload(app: web.Application, config_path: str) -> bool:
@@ -111,7 +128,8 @@ def _supervise(settings: Settings, config_path: str | None) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="token-sidecar-metrics-")
     _clear_metric_files(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(config_path, settings), daemon=False)
+    workers = [context.Process(target=_worker, args=(config_path, settings, os.getpid()),
+                               daemon=False)
                for _ in range(settings.server.workers)]
     for worker in workers:
         worker.start()
@@ -133,10 +151,10 @@ def _supervise(settings: Settings, config_path: str | None) -> int:
     return exit_code
 
 
-def _worker(config_path: str | None, settings: Settings) -> None:
+def _worker(config_path: str | None, settings: Settings, supervisor_pid: int) -> None:
     configure_logging(settings.logging.level, settings.logging.format)
     try:
-        asyncio.run(serve(settings, config_path))
+        asyncio.run(serve(settings, config_path, supervisor_pid))
     finally:
         from prometheus_client import multiprocess  # noqa: PLC0415 - only in workers
 

@@ -92,7 +92,7 @@ class SidecarState:
         if old is not None and keep_store:
             store, owns = old.store, old.owns_store
         elif self.given_store is not None:
-            store, owns = self.given_store, False
+            store, owns = InstrumentedStore(self.given_store, self.metrics), False
         else:
             store, owns = InstrumentedStore(open_store(settings.store, self.clock),
                                             self.metrics), True

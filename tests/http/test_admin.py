@@ -1,0 +1,158 @@
+"""The admin application: health endpoints and Prometheus metrics, through real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sidecar.adapters.redis import RedisStore
+from sidecar.http.app import build_admin_app, build_app
+from sidecar.http.runtime import STATE
+from tests.conftest import TOKEN_URL_PUBLIC, make_settings
+from tests.support.dpop import DpopKey
+from tests.support.redis_server import RedisServer
+from tests.support.servers import RecordingUpstream, start_app
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+CC = "grant_type=client_credentials&client_id=app"
+
+
+@dataclass
+class Pair:
+    token_url: str
+    admin_url: str
+    app: object
+
+
+@pytest.fixture
+async def pair_factory(upstream: RecordingUpstream) -> AsyncIterator[object]:
+    runners = []
+
+    async def start(**kwargs: object) -> Pair:
+        store = kwargs.pop("replay_store", None)
+        settings = make_settings(upstream.url, **kwargs)  # type: ignore[arg-type]
+        app = build_app(settings, store=store)  # type: ignore[arg-type]
+        runner, url = await start_app(app)
+        admin_runner, admin_url = await start_app(build_admin_app(app))
+        runners.extend([runner, admin_runner])
+        return Pair(url + "/token", admin_url, app)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def scrape(client: aiohttp.ClientSession, pair: Pair) -> dict:  # type: ignore[type-arg]
+    async with client.get(pair.admin_url + "/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return samples(await response.text())
+
+
+async def test_health_endpoints(client: aiohttp.ClientSession, pair_factory) -> None:  # type: ignore[no-untyped-def]
+    pair = await pair_factory()
+    for path in ("/livez", "/healthz", "/startupz", "/readyz"):
+        async with client.get(pair.admin_url + path) as response:
+            assert response.status == 200, path
+    pair.app[STATE].draining = True
+    async with client.get(pair.admin_url + "/readyz") as response:
+        assert response.status == 503
+        assert (await response.json())["checks"]["draining"] == "yes"
+    async with client.get(pair.admin_url + "/livez") as response:
+        assert response.status == 200
+
+
+async def test_admin_paths_are_not_on_the_token_port(client: aiohttp.ClientSession,
+                                                     pair_factory, upstream) -> None:  # type: ignore[no-untyped-def]
+    pair = await pair_factory()
+    async with client.get(pair.token_url.replace("/token", "/metrics")) as response:
+        assert response.status == 200  # the upstream's answer: passed through
+    assert upstream.last.path == "/metrics"
+
+
+async def test_readyz_reports_the_store(client: aiohttp.ClientSession, pair_factory,  # type: ignore[no-untyped-def]
+                                        redis_server: RedisServer) -> None:
+    store = RedisStore.from_url(redis_server.url, "ready:")
+    pair = await pair_factory(replay_store=store)
+    async with client.get(pair.admin_url + "/readyz") as response:
+        assert response.status == 200
+    redis_server.kill()
+    async with client.get(pair.admin_url + "/readyz") as response:
+        assert response.status == 503
+        assert (await response.json())["checks"]["store"] == "unreachable"
+    redis_server.restart()
+    async with client.get(pair.admin_url + "/readyz") as response:
+        assert response.status == 200
+    await store.close()
+
+
+async def test_request_metrics(client: aiohttp.ClientSession, pair_factory) -> None:  # type: ignore[no-untyped-def]
+    pair = await pair_factory()
+    proof = DpopKey().proof(TOKEN_URL_PUBLIC)
+    for body, headers in [(CC, {}), (CC, {"DPoP": proof}), (CC, {"DPoP": proof}),
+                          ("grant_type=magic", {}), (CC + "&scope=a&scope=b", {})]:
+        async with client.post(pair.token_url, data=body, headers={**FORM, **headers}):
+            pass
+    found = await scrape(client, pair)
+
+    def value(name: str, **labels: str) -> float:
+        return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("token_sidecar_requests_total", action="OK", grant_type="client_credentials",
+                 result_code="token.ok") == 2
+    assert value("token_sidecar_requests_total", action="BAD_REQUEST",
+                 grant_type="client_credentials", result_code="dpop.jti_replayed") == 1
+    assert value("token_sidecar_requests_total", action="BAD_REQUEST", grant_type="",
+                 result_code="grant.unsupported") == 1
+    assert value("token_sidecar_requests_total", action="BAD_REQUEST", grant_type="",
+                 result_code="request.duplicate_parameter") == 1
+    assert value("token_sidecar_dpop_proofs_total", outcome="accepted") == 1
+    assert value("token_sidecar_dpop_proofs_total", outcome="dpop.jti_replayed") == 1
+    assert value("token_sidecar_replays_rejected_total", kind="dpop") == 1
+    assert value("token_sidecar_upstream_responses_total", status_class="2xx") == 2
+    assert value("token_sidecar_upstream_token_type_mismatches_total", handling="rewrite") == 1
+    assert value("token_sidecar_request_duration_seconds_count", action="OK") == 2
+    assert value("token_sidecar_store_operation_duration_seconds_count",
+                 operation="first_use") == 2
+    assert value("token_sidecar_in_flight_requests") == 0
+    assert any(name == "token_sidecar_build_info" for name, _ in found)
+    # No label carries a value the client chose (client ids are off by default).
+    assert not any(dict(labels).get("client_id") for _, labels in found)
+    assert not any("magic" in str(labels) for _, labels in found)
+
+
+async def test_client_id_label_when_switched_on(client: aiohttp.ClientSession,
+                                                pair_factory) -> None:  # type: ignore[no-untyped-def]
+    pair = await pair_factory(metrics={"client_id_label": True})
+    async with client.post(pair.token_url, data=CC, headers=FORM):
+        pass
+    found = await scrape(client, pair)
+    assert any(dict(labels).get("client_id") == "app" for _, labels in found)
+
+
+async def test_store_errors_are_counted(client: aiohttp.ClientSession, pair_factory,  # type: ignore[no-untyped-def]
+                                        redis_server: RedisServer) -> None:
+    store = RedisStore.from_url(redis_server.url, "errors:")
+    pair = await pair_factory(replay_store=store)
+    redis_server.kill()
+    async with client.post(pair.token_url, data=CC,
+                           headers={**FORM, "DPoP": DpopKey().proof(TOKEN_URL_PUBLIC)}) as r:
+        assert r.status == 503
+    found = await scrape(client, pair)
+    assert found[("token_sidecar_requests_total", (("action", "INTERNAL_SERVER_ERROR"),
+                                                    ("grant_type", "client_credentials"),
+                                                    ("result_code", "store.unavailable")))] == 1
+    assert found[("token_sidecar_store_errors_total", (("operation", "first_use"),))] == 1
+    await store.close()

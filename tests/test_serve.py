@@ -1,0 +1,192 @@
+"""`token-sidecar serve` as a real process: JSON logs without secrets, graceful shutdown,
+reload on SIGHUP, workers (issue: "Run it like infrastructure")."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+import trustme
+
+from tests.support.dpop import DpopKey
+from tests.support.process import SidecarProcess, write_config
+from tests.support.redis_server import RedisServer
+from tests.support.servers import RecordingUpstream
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+Start = Callable[..., Awaitable[SidecarProcess]]
+
+
+@pytest.fixture
+async def start_sidecar(tmp_path: Path, upstream: RecordingUpstream) -> AsyncIterator[Start]:
+    started: list[SidecarProcess] = []
+
+    async def start(**sections: dict[str, Any]) -> SidecarProcess:
+        sections = {"upstream": {"url": upstream.url}, **sections}
+        process = SidecarProcess(tmp_path / f"sidecar-{len(started)}.toml", sections)
+        started.append(process)
+        await process.start()
+        return process
+
+    yield start
+    for process in started:
+        await process.stop()
+
+
+def log_lines(process: SidecarProcess) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in process.output if line.startswith("{")]
+
+
+async def test_one_json_line_per_request_and_no_secret_in_it(
+        start_sidecar: Start, client: aiohttp.ClientSession) -> None:
+    sidecar = await start_sidecar()
+    leaf = trustme.CA().issue_cert("client.example").cert_chain_pems[0].bytes().decode()
+    cert_body = "".join(leaf.splitlines()[1:-1])
+    secrets = {
+        "client_secret": "S3cr3t-client-secret-value",
+        "password": "hunter2-user-password",
+        "refresh_token": "rt-secret-refresh-token-value",
+        "code": "authz-code-secret-value",
+        "assertion": "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtYXNzZXJ0aW9uIn0.c2lnbmF0dXJl",
+        "basic": "basic-secret-password",
+    }
+    proof = DpopKey().proof("https://as.example.com/token")
+    requests = [
+        ({"grant_type": "password", "username": "alice", "password": secrets["password"],
+          "client_id": "c", "client_secret": secrets["client_secret"]}, {}),
+        ({"grant_type": "refresh_token", "refresh_token": secrets["refresh_token"]},
+         {"Authorization": "Basic " + base64.b64encode(
+             f"web:{secrets['basic']}".encode()).decode()}),
+        ({"grant_type": "authorization_code", "code": secrets["code"], "client_id": "spa"},
+         {"DPoP": proof, "X-SSL-Client-Cert": quote(leaf, safe="")}),
+        ({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+          "assertion": secrets["assertion"]}, {}),
+        ({"grant_type": "password", "password": secrets["password"]}, {}),  # refused
+        ({"grant_type": "authorization_code", "code": secrets["code"], "client_id": "spa"},
+         {"DPoP": proof}),  # replayed proof: refused
+    ]
+    for form, headers in requests:
+        async with client.post(sidecar.url + "/token", data=form,
+                               headers={**FORM, **headers}):
+            pass
+    await asyncio.sleep(0.2)
+    lines = log_lines(sidecar)
+    access = [line for line in lines if line.get("logger") == "token_sidecar.access"]
+    assert len(access) == len(requests)
+    for line in access:
+        assert {"time", "request_id", "action", "result_code", "grant_type", "client_id",
+                "auth_method", "status", "duration_seconds", "upstream_status"} <= set(line)
+    assert [line["status"] for line in access] == [200, 200, 200, 200, 400, 400]
+    everything = "\n".join(sidecar.output)
+    for secret in [*secrets.values(), proof, proof.split(".")[2], cert_body[:40],
+                   quote(leaf, safe="")[:60]]:
+        assert secret not in everything
+
+
+async def test_sigterm_lets_a_request_in_flight_finish(
+        start_sidecar: Start, client: aiohttp.ClientSession,
+        upstream: RecordingUpstream) -> None:
+    sidecar = await start_sidecar(server={"shutdown_grace_seconds": 10})
+    upstream.delay_seconds = 1.5
+    in_flight = asyncio.create_task(client.post(
+        sidecar.url + "/token", data="grant_type=client_credentials&client_id=a", headers=FORM))
+    while not upstream.received:
+        await asyncio.sleep(0.02)
+    sidecar.signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    # Draining: new connections are refused (the token port no longer listens).
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as fresh, fresh.post(
+                sidecar.url + "/token", data="grant_type=client_credentials&client_id=b",
+                headers=FORM):
+            pass
+    response = await in_flight
+    assert response.status == 200
+    assert (await response.json())["access_token"] == "at-1"
+    response.release()
+    assert await sidecar.wait() == 0
+    assert any("draining" in line for line in sidecar.output)
+
+
+async def test_readyz_turns_unready_while_draining(
+        start_sidecar: Start, client: aiohttp.ClientSession,
+        upstream: RecordingUpstream) -> None:
+    sidecar = await start_sidecar(server={"shutdown_grace_seconds": 10})
+    upstream.delay_seconds = 1.5
+    in_flight = asyncio.create_task(client.post(
+        sidecar.url + "/token", data="grant_type=client_credentials&client_id=a", headers=FORM))
+    while not upstream.received:
+        await asyncio.sleep(0.02)
+    sidecar.signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    async with aiohttp.ClientSession() as fresh, fresh.get(sidecar.admin_url + "/readyz") as r:
+        assert r.status == 503
+    (await in_flight).release()
+    await sidecar.wait()
+
+
+async def test_sighup_reloads_and_refuses_a_broken_config(
+        start_sidecar: Start, client: aiohttp.ClientSession) -> None:
+    sidecar = await start_sidecar()
+    body = "grant_type=password&username=a&password=b&client_id=c"
+    async with client.post(sidecar.url + "/token", data=body, headers=FORM) as response:
+        assert response.status == 200
+    sections = {**sidecar.sections, "grants": {"password": "reject"}}
+    write_config(sidecar.config, sections)
+    sidecar.signal(signal.SIGHUP)
+    await _eventually(lambda: any("configuration reloaded" in line for line in sidecar.output))
+    async with client.post(sidecar.url + "/token", data=body, headers=FORM) as response:
+        assert response.status == 400
+        assert (await response.json())["error"] == "unsupported_grant_type"
+    # A broken file is refused; the configuration in force stays.
+    sidecar.config.write_text("[server\nbroken")
+    sidecar.signal(signal.SIGHUP)
+    await _eventually(lambda: any("reload refused" in line for line in sidecar.output))
+    async with client.post(sidecar.url + "/token", data=body, headers=FORM) as response:
+        assert response.status == 400
+    async with client.get(sidecar.admin_url + "/metrics") as response:
+        text = await response.text()
+    assert 'token_sidecar_config_reloads_total{outcome="applied"} 1.0' in text
+    assert 'token_sidecar_config_reloads_total{outcome="refused"} 1.0' in text
+
+
+async def test_workers_share_the_port_and_their_metrics(
+        start_sidecar: Start, client: aiohttp.ClientSession, redis_server: RedisServer,
+        upstream: RecordingUpstream) -> None:
+    sidecar = await start_sidecar(server={"workers": 2},
+                                  store={"url": redis_server.url,
+                                         "command_timeout_seconds": 1.0,
+                                         "connect_timeout_seconds": 1.0})
+    # Give the second worker time to bind as well.
+    await asyncio.sleep(1.0)
+    total = 40
+    for _ in range(total):
+        async with aiohttp.ClientSession() as fresh, fresh.post(
+                sidecar.url + "/token", data="grant_type=client_credentials&client_id=w",
+                headers=FORM) as response:
+            assert response.status == 200
+    assert len(upstream.received) == total
+    async with client.get(sidecar.admin_url + "/metrics") as response:
+        text = await response.text()
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith("token_sidecar_requests_total{"))
+    assert counted == total
+    # Both workers took connections (SO_REUSEPORT spreads 40 fresh connections over both).
+    serving = {line["pid"] for line in log_lines(sidecar)
+               if line.get("logger") == "token_sidecar.access"}
+    assert len(serving) == 2
+
+
+async def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
