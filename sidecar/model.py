@@ -87,6 +87,20 @@ class TokenRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayCheck:
+    """A single-use value still to be burned, by the last step of the decision:
+    `store.first_use(kind, value, ttl_seconds)`; when it returns False, answer `error`."""
+
+    kind: str
+    value: str
+    ttl_seconds: float
+    error: OAuthError
+
+    def __repr__(self) -> str:  # the value may be a jti or a token
+        return f"ReplayCheck(kind={self.kind!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     """What logs and metrics say about a decision, whatever it was."""
 

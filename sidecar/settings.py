@@ -199,11 +199,40 @@ class DpopSettings:
     par_path: str = key("", _path)
 
 
+ASSERTION_ALGORITHMS = (*DPOP_ALGORITHMS, "HS256", "HS384", "HS512")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientsSettings:
     registry_file: str = key("")
     unknown: str = key("reject", _one_of("reject", "forward"))
     assertion_audiences: str = key("issuer", _one_of("issuer", "issuer_or_endpoint"))
+    # Client assertions (RFC 7523 §3): algorithms when a client registered none (HS* only
+    # ever for client_secret_jwt), the longest lifetime accepted, clock leeway.
+    assertion_algorithms: tuple[str, ...] = key(list(ASSERTION_ALGORITHMS),
+                                                _subset_of(*ASSERTION_ALGORITHMS))
+    assertion_max_lifetime_seconds: int = key(3600, _positive)
+    assertion_leeway_seconds: int = key(60, _non_negative)
+    secret_cache_size: int = key(10_000, _positive)
+    max_concurrent_hash_checks: int = key(4, _positive)
+    jwks_cache_ttl_seconds: int = key(300, _positive)
+    jwks_min_refetch_seconds: int = key(60, _non_negative)
+    jwks_stale_if_error_seconds: int = key(3600, _non_negative)
+    jwks_fetch_timeout_seconds: float = key(5.0, _positive)
+    jwks_max_bytes: int = key(262144, _positive)
+    # How often the registry file is checked for changes (a ConfigMap/Secret symlink swap).
+    watch_interval_seconds: float = key(2.0, _positive)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JwtBearerSettings:
+    """RFC 7523 §3 assertion grants: verified here when trusted issuers are listed."""
+
+    leeway_seconds: int = key(60, _non_negative)
+    max_lifetime_seconds: int = key(3600, _positive)
+    # [[grants.jwt_bearer.issuers]]: issuer, one of jwks / jwks_file / jwks_uri, optional
+    # algorithms and require_jti; checked when the policy is built.
+    issuers: tuple[dict[str, Any], ...] = key([])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,6 +241,7 @@ class GrantsSettings:
     password: str = key("forward", _one_of("forward", "reject"))
     # Token-type URIs accepted in token exchange besides those of RFC 8693 §3.
     extra_token_types: tuple[str, ...] = key([])
+    jwt_bearer: JwtBearerSettings = field(default_factory=JwtBearerSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,6 +267,9 @@ class Settings:
     grants: GrantsSettings = field(default_factory=lambda: _defaults(GrantsSettings))
     logging: LoggingSettings = field(default_factory=lambda: _defaults(LoggingSettings))
     metrics: MetricsSettings = field(default_factory=lambda: _defaults(MetricsSettings))
+    # Not a key: the directory of the file the settings came from; relative paths in it
+    # are resolved against this directory.
+    base_dir: str = "."
 
     @property
     def issuer(self) -> str:
@@ -248,6 +281,7 @@ class Settings:
 
 SECTIONS: dict[str, type[Any]] = {
     f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+    if f.name != "base_dir"
 }
 
 
@@ -270,7 +304,10 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
             raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    return settings_from_mapping(raw, os.environ if environ is None else environ, problems)
+    settings = settings_from_mapping(raw, os.environ if environ is None else environ, problems)
+    if path is None:
+        return settings
+    return dataclasses.replace(settings, base_dir=str(Path(path).resolve().parent))
 
 
 def settings_from_mapping(
@@ -322,7 +359,14 @@ def _build_section(
     values: dict[str, Any] = {}
     for name, fld in known.items():
         dotted = f"{section}.{name}"
-        env_name = f"{ENV_PREFIX}{section}_{name}".upper()
+        env_name = f"{ENV_PREFIX}{section}_{name}".upper().replace(".", "_")
+        if dataclasses.is_dataclass(hints[name]):  # a nested table, e.g. [grants.jwt_bearer]
+            nested = table.get(name, {})
+            if not isinstance(nested, Mapping):
+                problems.append(f"{dotted}: expected a table")
+                nested = {}
+            values[name] = _build_section(dotted, hints[name], nested, environ, problems)
+            continue
         if env_name in environ:
             value, problem = _from_env(environ[env_name], hints[name])
             if problem:
@@ -352,6 +396,10 @@ def _build_section(
 def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
     """Check a TOML value against a field's type; ints are accepted where floats are."""
     origin = typing.get_origin(hint)
+    if origin is tuple and typing.get_args(hint)[0] is not str:  # an array of tables
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return None, f"expected an array of tables, got {_type_name(value)}"
+        return tuple(value), None
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return None, f"expected a list of strings, got {_type_name(value)}"

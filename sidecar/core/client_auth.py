@@ -26,6 +26,7 @@ JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # a header value, so this check is what keeps CR/LF out of the upstream's headers.
 _VSCHAR = re.compile(r"[\x20-\x7e]+")
 _B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BASIC_PREFIX = "basic "
 
 
@@ -36,6 +37,18 @@ class ClientCredentials:
     secret: str | None = None
     assertion: str | None = None
     used_basic: bool = False
+    # The Basic password exactly as sent, when RFC 6749 §2.3.1 decoding changed it: many
+    # clients (requests-oauth2client, authlib, ...) do not form-encode before Basic, so a
+    # secret with '+' or '%' arrives raw. Both readings are compared with the registered one.
+    secret_as_sent: str | None = None
+
+    @property
+    def secret_candidates(self) -> tuple[str, ...]:
+        if self.secret is None:
+            return ()
+        if self.secret_as_sent is None or self.secret_as_sent == self.secret:
+            return (self.secret,)
+        return (self.secret, self.secret_as_sent)
 
     def __repr__(self) -> str:  # secrets and assertions never reach a log line
         return f"ClientCredentials(client_id={self.client_id!r}, method={self.method!r})"
@@ -65,8 +78,7 @@ def extract_client_credentials(
         return errors.invalid_request("client.bad_client_id",
                                       "The client_id has characters outside RFC 6749 A.1.")
     if basic:
-        credentials: ClientCredentials | OAuthError = ClientCredentials(
-            basic[0], "client_secret_basic", secret=basic[1], used_basic=True)
+        credentials: ClientCredentials | OAuthError = basic
     elif "client_secret" in params:
         credentials = ClientCredentials(body_id, "client_secret_post",
                                         secret=params["client_secret"])
@@ -89,28 +101,41 @@ def extract_client_credentials(
     return credentials
 
 
-def _read_basic(authorization: str | None) -> tuple[str, str] | OAuthError | None:
-    """Decode `Authorization: Basic` per RFC 6749 §2.3.1: both parts are form-urlencoded."""
+def _read_basic(authorization: str | None) -> ClientCredentials | OAuthError | None:
+    """Decode `Authorization: Basic` per RFC 6749 §2.3.1: both parts are form-urlencoded.
+
+    Clients that skip the form-encoding are common (research notes, client-auth.md §1), so
+    the undecoded password is kept too, and text that is not UTF-8 is read as Latin-1, the
+    encoding such clients use.
+    """
     if authorization is None or authorization[:6].lower() != _BASIC_PREFIX:
         return None  # another scheme is not client authentication; the upstream may use it
     try:
-        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("ascii")
+        raw = base64.b64decode(authorization[6:].strip(), validate=True)
     except (binascii.Error, ValueError):
-        return _bad_basic("The Basic credentials are not valid base64 of ASCII text.")
+        return _bad_basic("The Basic credentials are not valid base64.")
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = raw.decode("latin-1")
+    if _CONTROL.search(decoded):
+        return _bad_basic("The Basic credentials contain control characters.")
     user, colon, password = decoded.partition(":")
     if not colon:
         return _bad_basic("The Basic credentials have no ':' separator.")
     client_id = _form_decode(user)
     secret = _form_decode(password)
-    if client_id is None or secret is None:
-        return _bad_basic("The Basic credentials are not form-urlencoded (RFC 6749 2.3.1).")
-    if not client_id or not _VSCHAR.fullmatch(client_id):
+    if client_id is None or not client_id or not _VSCHAR.fullmatch(client_id):
         return _bad_basic("The client id in the Basic credentials is empty or malformed.")
-    return client_id, secret
+    if secret is not None and _CONTROL.search(secret):
+        return _bad_basic("The Basic credentials contain control characters.")
+    return ClientCredentials(client_id, "client_secret_basic",
+                             secret=password if secret is None else secret,
+                             used_basic=True, secret_as_sent=password)
 
 
 def _form_decode(text: str) -> str | None:
-    decoded = decode_component(text.encode("ascii"))
+    decoded = decode_component(text.encode("utf-8"))
     return None if isinstance(decoded, OAuthError) else decoded
 
 

@@ -13,17 +13,28 @@ from dataclasses import dataclass, field
 
 from sidecar import errors
 from sidecar.core.client_auth import ClientCredentials, extract_client_credentials
+from sidecar.core.client_authn import (
+    AuthenticatedClient,
+    authenticate,
+    check_client_policy,
+    context_headers,
+    dpop_nonce_required,
+)
 from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult, validate_grant
+from sidecar.core.jwks import JwksSource
+from sidecar.core.jwt_bearer import verify_jwt_bearer
 from sidecar.core.mtls import ClientCertificate, parse_client_certificate
 from sidecar.core.policy import Policy
+from sidecar.core.secrets import SecretVerifier
 from sidecar.core.store_calls import StoreOutcome, store_call
 from sidecar.errors import OAuthError
-from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
+from sidecar.model import Action, Decision, Forward, ReplayCheck, Respond, Summary, TokenRequest
 from sidecar.ports import Clock, ReplayStore
 
 REFRESH_BINDING = "refresh"  # store kind: sha256(refresh_token) -> "jkt:<thumbprint>"
 DPOP_JTI = "dpop"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,8 @@ class Env:
     policy: Policy
     store: ReplayStore
     clock: Clock
+    jwks: JwksSource
+    secrets: SecretVerifier
 
 
 @dataclass(slots=True)
@@ -39,9 +52,11 @@ class Facts:
 
     certificate: ClientCertificate | None = None
     client: ClientCredentials | None = None
+    auth: AuthenticatedClient | None = None  # set when a client registry is configured
     grant: GrantResult | None = None
     dpop: DpopProof | None = None
     refresh_bound_to: str | None = None
+    replays: list[ReplayCheck] = field(default_factory=list)  # burned by the last step
     replay_check_skipped: bool = False
     context: list[tuple[str, str]] = field(default_factory=list)
 
@@ -77,11 +92,52 @@ async def identify_client(request: TokenRequest, facts: Facts, env: Env) -> OAut
     return None
 
 
+async def authenticate_client(request: TokenRequest, facts: Facts,
+                              env: Env) -> OAuthError | None:
+    """With a client registry, the sidecar authenticates the client itself (RFC 6749 §2.3,
+    RFC 7523 §3, RFC 8705 §2); the assertion's jti is left for the last step."""
+    registry = env.policy.registry
+    if registry is None:
+        return None
+    assert facts.client is not None
+    result = await authenticate(
+        facts.client, facts.certificate, registry, policy=env.policy.client_auth,
+        now=env.clock.now(), store=env.store, jwks=env.jwks, secrets=env.secrets,
+        burn_replay=False)
+    if isinstance(result, OAuthError):
+        return result
+    facts.auth = result
+    if result.replay is not None:
+        facts.replays.append(result.replay)
+    facts.context.extend(context_headers(result))
+    return None
+
+
 async def check_grant(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
     result = validate_grant(request.parameters, env.policy.grants)
     if isinstance(result, OAuthError):
         return result
     facts.grant = result
+    if facts.auth is not None:
+        # The registered policy: allowed grants, DPoP and certificate binding required.
+        return check_client_policy(facts.auth, result.grant_type, dpop_proof=bool(request.dpop),
+                                   certificate=facts.certificate is not None)
+    return None
+
+
+async def check_jwt_bearer(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+    """RFC 7523 §3: with trusted issuers configured, the assertion grant is verified here."""
+    policy = env.policy.jwt_bearer
+    if policy is None or facts.grant is None or facts.grant.grant_type != JWT_BEARER_GRANT:
+        return None
+    verified = await verify_jwt_bearer(request.parameters.get("assertion"), policy=policy,
+                                       now=env.clock.now(), store=env.store, jwks=env.jwks,
+                                       burn_replay=False)
+    if isinstance(verified, OAuthError):
+        return verified
+    if verified.replay is not None:
+        facts.replays.append(verified.replay)
+    facts.context.extend(verified.context())
     return None
 
 
@@ -97,12 +153,18 @@ def _check_proof(request: TokenRequest, facts: Facts, env: Env,
             # RFC 9449 §5.2: a client that must use DPoP and sends no proof is refused.
             return errors.invalid_dpop_proof("dpop.required", "A DPoP proof is required.")
         return None
+    nonce_required = policy.nonce_required if facts.auth is None \
+        else dpop_nonce_required(facts.auth, policy.nonce_required)
     proof = validate_proof(request.dpop, method=request.method, policy=policy.dpop,
                            now=env.clock.now(), nonces=policy.nonces,
-                           nonce_required=policy.nonce_required, htu_targets=htu_targets)
+                           nonce_required=nonce_required, htu_targets=htu_targets)
     if isinstance(proof, OAuthError):
         return proof
     facts.dpop = proof
+    facts.replays.append(ReplayCheck(
+        DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds,
+        # RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant.
+        errors.invalid_dpop_proof("dpop.jti_replayed", "The DPoP proof has been used before.")))
     return None
 
 
@@ -122,37 +184,43 @@ async def check_refresh_binding(request: TokenRequest, facts: Facts,
     if bound is None:
         return None
     kind, _, value = bound.partition(":")
-    presented = facts.dpop.jkt if kind == "jkt" and facts.dpop else None
-    if presented != value:
-        return errors.invalid_grant("binding.dpop_key_mismatch",
-                                    "The refresh token is bound to another DPoP key.")
+    if kind == "x5t":
+        # RFC 8705 §4: a public client's refresh token bound to its certificate.
+        presented = facts.certificate.x5t_s256 if facts.certificate else None
+        if presented != value:
+            return errors.invalid_grant("binding.certificate_mismatch",
+                                        "The refresh token is bound to another certificate.")
+    else:
+        presented = facts.dpop.jkt if facts.dpop else None
+        if presented != value:
+            return errors.invalid_grant("binding.dpop_key_mismatch",
+                                        "The refresh token is bound to another DPoP key.")
     facts.refresh_bound_to = bound
     return None
 
 
 async def burn_replays(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
-    """Last of all, so a proof refused for another reason does not use up its `jti`."""
-    proof = facts.dpop
-    if proof is None:
-        return None
-    outcome: StoreOutcome[bool] | OAuthError = await store_call(
-        env.store.first_use(DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds), env.policy)
-    if isinstance(outcome, OAuthError):
-        return outcome
-    if outcome.skipped:
-        facts.replay_check_skipped = True
-    elif not outcome.value:
-        # RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant.
-        return errors.invalid_dpop_proof("dpop.jti_replayed",
-                                         "The DPoP proof has been used before.")
+    """Last of all, so that a request refused for another reason (a missing nonce, say) does
+    not use up its single-use values: one atomic `SET NX` each."""
+    for replay in facts.replays:
+        outcome: StoreOutcome[bool] | OAuthError = await store_call(
+            env.store.first_use(replay.kind, replay.value, replay.ttl_seconds), env.policy)
+        if isinstance(outcome, OAuthError):
+            return outcome
+        if outcome.skipped:
+            facts.replay_check_skipped = True
+        elif not outcome.value:
+            return replay.error
     return None
 
 
 STEPS: Sequence[Step] = (
     read_certificate,
     identify_client,
+    authenticate_client,
     check_grant,
     check_dpop_proof,
+    check_jwt_bearer,
     check_refresh_binding,
     burn_replays,
 )
@@ -170,12 +238,15 @@ async def decide(request: TokenRequest, env: Env, steps: Sequence[Step] = STEPS)
 def _forward(facts: Facts) -> Forward:
     grant, client, cert, proof = facts.grant, facts.client, facts.certificate, facts.dpop
     assert grant is not None and client is not None  # every step ran
+    auth = facts.auth
     context: list[tuple[str, str]] = [
         ("Action", grant.action.value),
         ("Grant-Type", grant.grant_type),
-        ("Client-Auth-Method", client.method),
-        ("Client-Authenticated", "false"),
+        # The registry knows what extraction cannot (self_signed_tls_client_auth).
+        ("Client-Auth-Method", auth.method if auth else client.method),
     ]
+    if auth is None:
+        context.append(("Client-Authenticated", "false"))
     if client.client_id:
         context.append(("Client-Id", client.client_id))
     if proof is not None:
@@ -198,14 +269,25 @@ def _forward(facts: Facts) -> Forward:
 
 
 def _refresh_binding(facts: Facts) -> str | None:
-    """RFC 9449 §5: refresh tokens issued to public clients are bound to the DPoP key; a
-    rotated refresh token inherits the binding of the one it replaces. Confidential clients
-    are not bound: their refresh tokens are already bound to their credentials."""
+    """Refresh tokens issued to public clients are bound to the DPoP key (RFC 9449 §5) or,
+    without DPoP, to the client certificate (RFC 8705 §4); a rotated refresh token inherits
+    the binding of the one it replaces. Confidential clients are not bound: their refresh
+    tokens are already bound to their credentials."""
     if facts.refresh_bound_to:
         return facts.refresh_bound_to
-    if facts.dpop and facts.client and facts.client.method == "none":
+    if not _is_public(facts):
+        return None
+    if facts.dpop:
         return f"jkt:{facts.dpop.jkt}"
+    if facts.certificate:
+        return f"x5t:{facts.certificate.x5t_s256}"
     return None
+
+
+def _is_public(facts: Facts) -> bool:
+    if facts.auth is not None and facts.auth.client is not None:
+        return facts.auth.client.is_public
+    return facts.client is not None and facts.client.method == "none"
 
 
 def _result_code(action: Action) -> str:

@@ -7,10 +7,14 @@ configuration that cannot serve is refused before it is deployed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from sidecar.core.client_authn import ClientAuthPolicy
 from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
+from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
 from sidecar.core.nonces import WindowedHmac
+from sidecar.core.registry import Registry, load_registry
 from sidecar.settings import ConfigError, GrantsSettings, Settings, read_secret_lines
 
 
@@ -27,6 +31,9 @@ class Policy:
     upstream_token_type: str  # pass | rewrite | require
     store_fails_open: bool
     retry_after_seconds: int
+    registry: Registry | None  # None: no registry, the upstream authenticates clients
+    client_auth: ClientAuthPolicy
+    jwt_bearer: JwtBearerPolicy | None  # None: assertion grants are verified upstream
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -44,7 +51,44 @@ class Policy:
             upstream_token_type=dpop.upstream_token_type,
             store_fails_open=settings.store.failure_mode == "open",
             retry_after_seconds=settings.store.retry_after_seconds,
+            registry=_registry(settings),
+            client_auth=_client_auth(settings),
+            jwt_bearer=_jwt_bearer(settings),
         )
+
+
+def resolve(settings: Settings, path: str) -> Path:
+    """A path from the configuration: relative ones are relative to the config file."""
+    return Path(settings.base_dir) / path
+
+
+def _registry(settings: Settings) -> Registry | None:
+    if not settings.clients.registry_file:
+        return None
+    try:
+        return load_registry(resolve(settings, settings.clients.registry_file))
+    except ConfigError as exc:
+        raise ConfigError([f"clients.registry_file: {p}" for p in exc.problems]) from exc
+
+
+def _client_auth(settings: Settings) -> ClientAuthPolicy:
+    clients = settings.clients
+    return ClientAuthPolicy.from_settings(
+        settings,
+        assertion_algorithms=frozenset(clients.assertion_algorithms),
+        max_assertion_lifetime_seconds=float(clients.assertion_max_lifetime_seconds),
+        leeway_seconds=float(clients.assertion_leeway_seconds),
+    )
+
+
+def _jwt_bearer(settings: Settings) -> JwtBearerPolicy | None:
+    config = settings.grants.jwt_bearer
+    if not config.issuers:
+        return None
+    issuers = load_issuers(list(config.issuers), Path(settings.base_dir))
+    return JwtBearerPolicy.from_settings(settings, issuers,
+                                         leeway_seconds=float(config.leeway_seconds),
+                                         max_lifetime_seconds=float(config.max_lifetime_seconds))
 
 
 def _nonces(settings: Settings) -> WindowedHmac | None:
@@ -54,7 +98,7 @@ def _nonces(settings: Settings) -> WindowedHmac | None:
             raise ConfigError(["dpop.nonce_required: needs dpop.nonce_secret_file"])
         return None
     try:
-        secrets = read_secret_lines(dpop.nonce_secret_file)
+        secrets = read_secret_lines(str(resolve(settings, dpop.nonce_secret_file)))
     except OSError as exc:
         raise ConfigError([f"dpop.nonce_secret_file: cannot read: {exc.strerror}"]) from exc
     except ConfigError as exc:

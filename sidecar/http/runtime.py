@@ -6,18 +6,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from sidecar.adapters import open_store
+from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.core.decide import Env
-from sidecar.core.policy import Policy
+from sidecar.core.jwks import CachingJwksSource
+from sidecar.core.policy import Policy, resolve
+from sidecar.core.secrets import SecretVerifier
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session
 from sidecar.ports import Clock, ReplayStore
-from sidecar.settings import Settings
+from sidecar.settings import ClientsSettings, ConfigError, Settings
 
 CONTEXT_PREFIX = "X-Token-"
 log = logging.getLogger("token_sidecar.runtime")
@@ -42,6 +46,27 @@ class Resources:
     store: ReplayStore
     owns_store: bool
     session: aiohttp.ClientSession
+    clients: ClientResources
+
+
+@dataclass
+class ClientResources:
+    """For client authentication: the JWKS cache and its fetcher, the verified-secret cache."""
+
+    fetcher: AiohttpFetcher
+    jwks: CachingJwksSource
+    secrets: SecretVerifier
+
+    @classmethod
+    def open(cls, settings: ClientsSettings, clock: Clock) -> ClientResources:
+        fetcher = AiohttpFetcher(timeout_seconds=settings.jwks_fetch_timeout_seconds,
+                                 max_bytes=settings.jwks_max_bytes)
+        jwks = CachingJwksSource(fetcher, clock, ttl_seconds=settings.jwks_cache_ttl_seconds,
+                                 min_refetch_seconds=settings.jwks_min_refetch_seconds,
+                                 stale_if_error_seconds=settings.jwks_stale_if_error_seconds)
+        secrets = SecretVerifier(cache_size=settings.secret_cache_size,
+                                 max_concurrent_hashes=settings.max_concurrent_hash_checks)
+        return cls(fetcher, jwks, secrets)
 
 
 @dataclass
@@ -63,6 +88,39 @@ class SidecarState:
     def start(self) -> None:
         self.resources = self._open(self.settings, None)
         self.runtime = build_runtime(self.settings, self.policy, self.resources, self.clock)
+        if self.settings.clients.registry_file:
+            watcher = asyncio.get_running_loop().create_task(self._watch_registry())
+            self._closing.add(watcher)
+            watcher.add_done_callback(self._closing.discard)
+
+    def reload_registry(self) -> bool:
+        """Read the client registry again; a registry that does not validate is refused
+        with a log line, and the one in force stays."""
+        try:
+            policy = Policy.from_settings(self.settings)
+        except ConfigError as exc:
+            self.metrics.config_reloads.labels("refused").inc()
+            log.error("client registry reload refused, the previous registry stays in force: "
+                      "%s", "; ".join(exc.problems))
+            return False
+        self.swap(self.settings, policy)
+        self.metrics.config_reloads.labels("applied").inc()
+        log.info("client registry reloaded")
+        return True
+
+    async def _watch_registry(self) -> None:
+        """Poll the registry file. `os.stat` follows symlinks, so the swap of the `..data`
+        link that Kubernetes does when a ConfigMap or Secret changes is seen too."""
+        seen = _file_identity(self._registry_path())
+        while True:
+            await asyncio.sleep(self.settings.clients.watch_interval_seconds)
+            current = _file_identity(self._registry_path())
+            if current != seen:
+                seen = current
+                self.reload_registry()
+
+    def _registry_path(self) -> Path:
+        return resolve(self.settings, self.settings.clients.registry_file)
 
     def swap(self, settings: Settings, policy: Policy) -> None:
         """Serve `settings` from now on. Resources whose settings did not change are kept;
@@ -77,6 +135,8 @@ class SidecarState:
             self._close_later(old.session.close, grace)
         if new.store is not old.store and old.owns_store:
             self._close_later(old.store.close, grace)
+        if new.clients is not old.clients:
+            self._close_later(old.clients.fetcher.close, grace)
 
     async def close(self) -> None:
         for task in list(self._closing):
@@ -85,6 +145,7 @@ class SidecarState:
             await self.resources.session.close()
             if self.resources.owns_store:
                 await self.resources.store.close()
+            await self.resources.clients.fetcher.close()
 
     def _open(self, settings: Settings, old: Resources | None) -> Resources:
         keep_store = old is not None and settings.store == self.settings.store
@@ -98,7 +159,10 @@ class SidecarState:
                                             self.metrics), True
         session = old.session if old is not None and keep_session \
             else open_session(settings.upstream)
-        return Resources(store, owns, session)
+        keep_clients = old is not None and settings.clients == self.settings.clients
+        clients = old.clients if old is not None and keep_clients \
+            else ClientResources.open(settings.clients, self.clock)
+        return Resources(store, owns, session, clients)
 
     def _close_later(self, close: Callable[[], Awaitable[None]], delay: float) -> None:
         async def later() -> None:
@@ -110,13 +174,22 @@ class SidecarState:
         task.add_done_callback(self._closing.discard)
 
 
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
 def build_runtime(settings: Settings, policy: Policy, resources: Resources,
                   clock: Clock) -> Runtime:
     trust = settings.trust
     return Runtime(
         settings=settings,
         read_policy=ReadPolicy.from_settings(settings),
-        env=Env(policy, resources.store, clock),
+        env=Env(policy, resources.store, clock, resources.clients.jwks,
+                resources.clients.secrets),
         upstream=Upstream(resources.session, settings.upstream),
         stripped_headers=tuple(h for h in (trust.client_cert_header,
                                            trust.client_cert_chain_header) if h),

@@ -57,6 +57,17 @@ def test_basic_is_form_decoded(client_id: str, secret: str) -> None:
     assert creds.used_basic
 
 
+@pytest.mark.parametrize(("raw", "encoding"), [("p+ss%20w:rd-é", "utf-8"),
+                                               ("p+ss%20w:rd-é", "latin-1"), ("a%ff", "utf-8")])
+def test_basic_from_clients_that_skip_form_encoding(raw: str, encoding: str) -> None:
+    """requests-oauth2client (UTF-8) and authlib (Latin-1) put the secret in Basic as is."""
+    header = "Basic " + base64.b64encode(f"billing:{raw}".encode(encoding)).decode()
+    creds = ok(extract_client_credentials(header, params(), False))
+    assert creds.client_id == "billing"
+    assert raw in creds.secret_candidates
+    assert "p+ss%20w:rd-é" not in repr(creds)
+
+
 def test_basic_scheme_is_case_insensitive() -> None:
     header = "BASIC " + base64.b64encode(b"a:b").decode()
     assert ok(extract_client_credentials(header, params(), False)).client_id == "a"
@@ -65,7 +76,7 @@ def test_basic_scheme_is_case_insensitive() -> None:
 @pytest.mark.parametrize("header", [
     "Basic !!!notbase64", "Basic " + base64.b64encode(b"no-colon").decode(),
     "Basic " + base64.b64encode(b"a%zz:b").decode(),
-    "Basic " + base64.b64encode(b"a:%ff").decode(),
+    "Basic " + base64.b64encode(b"a:x\x00y").decode(),
     "Basic " + base64.b64encode(b":secret").decode(),
     "Basic " + base64.b64encode("é:x".encode()).decode(),
     "Basic " + base64.b64encode(b"a%0Ab:x").decode(),

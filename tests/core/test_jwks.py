@@ -1,0 +1,392 @@
+"""Key sets, the cached `jwks_uri` source, and the JOSE checks shared by assertions
+(sidecar.core.jwks; RFC 7517 §4.7, §5, RFC 7519 §4.1, RFC 7518 §3.2)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import json
+from typing import Any
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from sidecar.core.jwks import (
+    CachingJwksSource,
+    FetchError,
+    JwksError,
+    StaticJwksSource,
+    TimeRules,
+    audience_matches,
+    check_times,
+    hmac_key_long_enough,
+    parse_compact_jws,
+    parse_jwks,
+    select_keys,
+    verify_hmac,
+    verify_signature,
+)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.t = now
+
+    def now(self) -> float:
+        return self.t
+
+
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def public_jwk(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, **extra: Any) -> dict[str, Any]:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        jwk: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+    else:
+        jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    return {**jwk, **extra}
+
+
+def self_signed(key: ec.EllipticCurvePrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+# ---------------------------------------------------------------------------------------
+# parse_jwks
+
+
+def test_parse_jwks_reads_signing_keys_with_kid_alg_and_x5c() -> None:
+    key = ec_key()
+    der = self_signed(key)
+    document = {"keys": [public_jwk(key, kid="k1", alg="ES256", use="sig",
+                                    x5c=[base64.b64encode(der).decode()])]}
+    (entry,) = parse_jwks(document, strict=True)
+    assert (entry.kid, entry.alg, entry.x5c) == ("k1", "ES256", (der,))
+    assert entry.x5t_s256 is not None and len(entry.x5t_s256) == 43
+    assert parse_jwks(json.dumps(document), strict=True) == (entry,)  # JSON text too
+    assert "k1" in repr(entry)
+
+
+def test_parse_jwks_skips_keys_for_other_uses() -> None:
+    sig, enc, wrap = ec_key(), ec_key(), ec_key()
+    document = {"keys": [public_jwk(enc, use="enc"), public_jwk(wrap, key_ops=["wrapKey"]),
+                         public_jwk(sig, kid="s")]}
+    assert [e.kid for e in parse_jwks(document, strict=True)] == ["s"]
+
+
+@pytest.mark.parametrize(("member", "message"), [
+    ({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}, "coordinates"),
+    ({"kty": "oct", "k": "c2VjcmV0"}, "symmetric"),
+    ("not an object", "not a JSON object"),
+    ({**public_jwk(ec_key()), "kid": 7}, "kid"),
+    ({**public_jwk(ec_key()), "alg": "HS256"}, "alg"),
+    ({**public_jwk(ec_key()), "x5c": "AAAA"}, "x5c"),
+    ({**public_jwk(ec_key()), "x5c": ["%%%"]}, "x5c"),
+])
+def test_parse_jwks_strict_refuses_unusable_keys(member: object, message: str) -> None:
+    with pytest.raises(JwksError, match=message):
+        parse_jwks({"keys": [member]}, strict=True)
+
+
+def test_parse_jwks_lenient_skips_unusable_keys_but_needs_one() -> None:
+    good = ec_key()
+    document = {"keys": [{"kty": "oct", "k": "c2VjcmV0"}, public_jwk(good, kid="g")]}
+    assert [e.kid for e in parse_jwks(document, strict=False)] == ["g"]
+    with pytest.raises(JwksError, match="no usable"):
+        parse_jwks({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}, strict=False)
+
+
+def test_parse_jwks_refuses_private_keys_even_when_lenient() -> None:
+    key = ec_key()
+    private = json.loads(ECAlgorithm.to_jwk(key))
+    with pytest.raises(JwksError, match="private"):
+        parse_jwks({"keys": [private]}, strict=False)
+
+
+def test_parse_jwks_x5c_must_hold_the_jwk_key() -> None:
+    # RFC 7517 §4.7: the first certificate's key is the JWK's key.
+    der = self_signed(ec_key())
+    member = public_jwk(ec_key(), x5c=[base64.b64encode(der).decode()])
+    with pytest.raises(JwksError, match="first x5c"):
+        parse_jwks({"keys": [member]}, strict=True)
+
+
+@pytest.mark.parametrize("document", [{}, {"keys": {}}, [], "{", "null", {"keys": []}])
+def test_parse_jwks_refuses_non_sets(document: object) -> None:
+    with pytest.raises(JwksError):
+        parse_jwks(document, strict=False)
+
+
+def test_select_keys_by_alg_kid_and_type() -> None:
+    p256, rsa_key = ec_key(), rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    keys = parse_jwks({"keys": [public_jwk(p256, kid="e"), public_jwk(rsa_key, kid="r"),
+                                public_jwk(ec_key(), kid="e2", alg="ES256")]}, strict=True)
+    assert [k.kid for k in select_keys(keys, "ES256", None)] == ["e", "e2"]
+    assert [k.kid for k in select_keys(keys, "ES256", "e2")] == ["e2"]
+    assert [k.kid for k in select_keys(keys, "PS256", None)] == ["r"]
+    assert select_keys(keys, "ES384", None) == []  # P-256 keys cannot do ES384
+    assert select_keys(keys, "none", None) == []
+    assert select_keys(keys, "HS256", None) == []
+
+
+# ---------------------------------------------------------------------------------------
+# Compact JWS and signatures
+
+
+def test_verify_signature_with_the_right_key_only() -> None:
+    key, other = ec_key(), ec_key()
+    keys = parse_jwks({"keys": [public_jwk(key, kid="a"), public_jwk(other, kid="b")]},
+                      strict=True)
+    token = jwt.encode({"sub": "x"}, key, algorithm="ES256", headers={"kid": "a"})
+    jws = parse_compact_jws(token)
+    assert jws is not None and jws.kid == "a" and jws.alg == "ES256"
+    assert verify_signature(jws, "ES256", select_keys(keys, "ES256", "a"))
+    assert not verify_signature(jws, "ES256", select_keys(keys, "ES256", "b"))
+    assert not verify_signature(jws, "none", keys)
+    assert "ES256" in repr(jws)
+
+
+def test_verify_hmac_and_key_length() -> None:
+    secret = "ünïcödé + % : secret that is long enough!!".encode()
+    token = jwt.encode({"sub": "x"}, secret, algorithm="HS256")
+    jws = parse_compact_jws(token)
+    assert jws is not None
+    assert verify_hmac(jws, "HS256", secret)
+    assert not verify_hmac(jws, "HS256", secret + b"x")
+    assert not verify_hmac(jws, "HS384", secret)
+    assert not verify_hmac(jws, "RS256", secret)
+    assert hmac_key_long_enough("HS256", b"x" * 32)
+    assert not hmac_key_long_enough("HS256", b"x" * 31)
+    assert not hmac_key_long_enough("HS512", b"x" * 63)
+    assert not hmac_key_long_enough("RS256", b"x" * 512)
+
+
+def _segment(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _token(header: str, payload: str, signature: str = "c2ln") -> str:
+    return f"{_segment(header)}.{_segment(payload)}.{signature}"
+
+
+@pytest.mark.parametrize("token", [
+    "",
+    "a.b",
+    "a.b.c.d",
+    _token("{}", "{}", ""),
+    _token("[]", "{}"),
+    _token("{}", "not json"),
+    _token("{}", '{"a":1,"a":2}'),  # a duplicate member name (RFC 7519 §7.2)
+    _token("{}", '{"a":NaN}'),
+    _token("{}", "{}", "c2lnA"),  # not canonical base64url
+    "x" * 20000,
+])
+def test_parse_compact_jws_refuses(token: str) -> None:
+    assert parse_compact_jws(token) is None
+
+
+# ---------------------------------------------------------------------------------------
+# Time claims and audiences
+
+NOW = 1_700_000_000.0
+RULES = TimeRules(leeway_seconds=60, max_lifetime_seconds=300)
+
+
+@pytest.mark.parametrize(("claims", "expected"), [
+    ({"exp": NOW + 60}, None),
+    ({"exp": NOW + 60, "iat": NOW, "nbf": NOW}, None),
+    ({}, "missing_exp"),
+    ({"exp": "soon"}, "bad_time_claim"),
+    ({"exp": True}, "bad_time_claim"),
+    ({"exp": NOW + 60, "iat": "now"}, "bad_time_claim"),
+    ({"exp": NOW - 61}, "expired"),
+    ({"exp": NOW - 30}, None),  # within the leeway
+    ({"exp": NOW + 60, "nbf": NOW + 61}, "not_yet_valid"),
+    ({"exp": NOW + 60, "nbf": NOW + 59}, None),
+    ({"exp": NOW + 120, "iat": NOW + 61}, "issued_in_future"),
+    ({"exp": NOW + 120, "iat": NOW + 59}, None),
+    ({"exp": NOW + 400}, "lifetime_too_long"),
+    ({"exp": NOW + 350}, None),  # 350 <= 300 + 60 leeway
+    ({"exp": NOW + 300, "iat": NOW - 100}, "lifetime_too_long"),
+])
+def test_check_times(claims: dict[str, object], expected: str | None) -> None:
+    assert check_times(claims, NOW, RULES) == expected
+
+
+ISSUER = "https://as.example.com"
+ENDPOINT = "https://as.example.com/token"
+
+
+@pytest.mark.parametrize(("aud", "sole", "expected"), [
+    (ISSUER, True, True),
+    ([ISSUER], True, True),
+    ([ISSUER, "https://other"], True, False),
+    (ENDPOINT, True, False),
+    ([ISSUER, "https://other"], False, True),
+    (["https://other"], False, False),
+    ([], False, False),
+    (None, False, False),
+    ([ISSUER, 7], False, False),
+    (7, True, False),
+])
+def test_audience_matches(aud: object, sole: bool, expected: bool) -> None:
+    accepted = frozenset({ISSUER}) if sole else frozenset({ISSUER, ENDPOINT})
+    assert audience_matches(aud, accepted, sole=sole) is expected
+
+
+# ---------------------------------------------------------------------------------------
+# CachingJwksSource
+
+URI = "https://keys.example.com/jwks"
+
+
+class ScriptedFetcher:
+    """Serves a mutable document per URL; counts the calls; can fail or be slow."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, object] = {}
+        self.calls = 0
+        self.fail = False
+        self.delay = 0.0
+
+    async def get_json(self, url: str) -> object:
+        self.calls += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail or url not in self.documents:
+            raise FetchError(f"{url}: HTTP status 503")
+        return self.documents[url]
+
+
+def jwks_with(*kids: str) -> dict[str, Any]:
+    return {"keys": [public_jwk(ec_key(), kid=kid) for kid in kids]}
+
+
+async def test_cache_serves_fresh_keys_without_fetching() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher.documents[URI] = jwks_with("a")
+    source = CachingJwksSource(fetcher, clock)
+    first = await source.keys_for("c", URI, "a")
+    clock.t += 299
+    assert await source.keys_for("c", URI, "a") == first
+    assert await source.keys_for("c", URI) == first
+    assert fetcher.calls == 1 and source.fetches == 1
+
+
+async def test_unknown_kid_refetches_at_most_once_per_minute() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher.documents[URI] = jwks_with("a")
+    source = CachingJwksSource(fetcher, clock)
+    await source.keys_for("c", URI, "a")
+    clock.t += 61
+    fetcher.documents[URI] = jwks_with("b")  # the key server rotated
+    assert [k.kid for k in await source.keys_for("c", URI, "b")] == ["b"]
+    assert fetcher.calls == 2
+    # A made-up kid right after: no fetch, the cached set is served as it is.
+    for _ in range(5):
+        assert [k.kid for k in await source.keys_for("c", URI, "made-up")] == ["b"]
+    assert fetcher.calls == 2
+    clock.t += 30
+    fetcher.documents[URI] = jwks_with("c")
+    assert [k.kid for k in await source.keys_for("c", URI, "c")] == ["b"]  # 30 s: still no
+    assert fetcher.calls == 2
+    clock.t += 31
+    assert [k.kid for k in await source.keys_for("c", URI, "c")] == ["c"]  # 61 s: refetched
+    assert fetcher.calls == 3
+
+
+async def test_unknown_certificate_thumbprint_refetches() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher.documents[URI] = jwks_with("a")
+    source = CachingJwksSource(fetcher, clock)
+    await source.keys_for("c", URI)
+    clock.t += 61
+    await source.keys_for("c", URI, x5t_s256="not-there")
+    assert fetcher.calls == 2
+
+
+async def test_expired_cache_is_refetched() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher.documents[URI] = jwks_with("a")
+    source = CachingJwksSource(fetcher, clock, ttl_seconds=300)
+    await source.keys_for("c", URI)
+    clock.t += 301
+    await source.keys_for("c", URI)
+    assert fetcher.calls == 2
+
+
+async def test_fetch_failure_serves_stale_keys_for_a_while_then_fails() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher.documents[URI] = jwks_with("a")
+    source = CachingJwksSource(fetcher, clock, ttl_seconds=300, stale_if_error_seconds=600)
+    keys = await source.keys_for("c", URI)
+    fetcher.fail = True
+    clock.t += 301
+    assert await source.keys_for("c", URI) == keys  # stale, within the grace period
+    assert await source.keys_for("c", URI) == keys  # and no second fetch within a minute
+    assert fetcher.calls == 2
+    clock.t += 700
+    with pytest.raises(JwksError, match=r"jwks_uri of 'c'.*503"):
+        await source.keys_for("c", URI)
+
+
+async def test_failure_without_keys_is_remembered_for_a_minute() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    source = CachingJwksSource(fetcher, clock)
+    for _ in range(3):
+        with pytest.raises(JwksError, match="503"):
+            await source.keys_for("c", URI, "a")
+    assert fetcher.calls == 1
+    clock.t += 61
+    fetcher.documents[URI] = jwks_with("a")
+    assert [k.kid for k in await source.keys_for("c", URI, "a")] == ["a"]
+
+
+async def test_bad_document_is_an_error() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher.documents[URI] = {"keys": "nope"}
+    with pytest.raises(JwksError, match="keys"):
+        await CachingJwksSource(fetcher, clock).keys_for("c", URI)
+
+
+async def test_concurrent_requests_share_one_fetch() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher.documents[URI] = jwks_with("a")
+    fetcher.delay = 0.05
+    source = CachingJwksSource(fetcher, clock)
+    results = await asyncio.gather(*(source.keys_for("c", URI, "a") for _ in range(20)))
+    assert fetcher.calls == 1
+    assert all(r == results[0] for r in results)
+
+
+async def test_cache_is_bounded() -> None:
+    fetcher, clock = ScriptedFetcher(), FakeClock()
+    for i in range(5):
+        fetcher.documents[f"{URI}/{i}"] = jwks_with("a")
+    source = CachingJwksSource(fetcher, clock, max_uris=2)
+    for i in range(5):
+        await source.keys_for("c", f"{URI}/{i}")
+    await source.keys_for("c", f"{URI}/0")  # evicted: fetched again
+    assert fetcher.calls == 6
+
+
+async def test_static_source() -> None:
+    keys = parse_jwks(jwks_with("a"), strict=True)
+    source = StaticJwksSource({URI: keys})
+    assert await source.keys_for("c", URI) == keys
+    with pytest.raises(JwksError, match="not available"):
+        await source.keys_for("c", URI + "/other")
