@@ -96,3 +96,18 @@ async def _run_curl_like(argv: list[str]) -> tuple[int, str | None]:
             url, data="&".join(data), headers=headers) as response:
         body = await response.json()
         return response.status, body.get("error")
+
+
+def test_check_config_loads_the_client_registry(tmp_path: Path) -> None:
+    registry = EXAMPLE.parent / "clients.example.toml"
+    config = tmp_path / "sidecar.toml"
+    config.write_text(EXAMPLE.read_text().replace('registry_file = ""',
+                                                  f'registry_file = "{registry}"'))
+    assert run("check-config", "--config", str(config)).returncode == 0
+    broken = tmp_path / "clients.toml"
+    broken.write_text('[[clients]]\nclient_id = "x"\ntoken_endpoint_auth_method = "magic"\n')
+    config.write_text(EXAMPLE.read_text().replace('registry_file = ""',
+                                                  'registry_file = "clients.toml"'))
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert "clients.registry_file: clients[0].token_endpoint_auth_method" in result.stderr
