@@ -251,6 +251,31 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AttestationSettings:
+    """draft-ietf-oauth-attestation-based-client-auth: wallets and apps prove they are a
+    genuine instance of a client (README "Attestation-based client authentication")."""
+
+    enabled: bool = key(False)
+    challenge_required: bool = key(False)  # every attestation must carry a challenge
+    challenge_secret_file: str = key("")  # one secret a line; empty: no challenges
+    challenge_path: str = key("/attestation-challenge", _path)
+    challenge_step_seconds: int = key(60, _positive)
+    challenge_window_steps: int = key(2, _non_negative)
+    pop_iat_max_age_seconds: int = key(60, _non_negative)
+    pop_iat_max_future_seconds: int = key(10, _non_negative)
+    leeway_seconds: int = key(60, _non_negative)  # clock skew for the attestation's times
+    max_age_seconds: int = key(0, _non_negative)  # older attestation iat: use_fresh_attestation
+    max_jti_length: int = key(256, _positive)
+    algorithms: tuple[str, ...] = key(["ES256", "EdDSA", "Ed25519", "PS256", "RS256"],
+                                      _subset_of(*DPOP_ALGORITHMS))
+    dpop_combined: bool = key(True)  # accept attest_jwt_client_auth_dpop
+    accept_legacy_client_assertion: bool = key(False)  # drafts -00...-02, '~'-joined
+    # [[attestation.attesters]]: issuer, one of jwks / jwks_file / jwks_uri, clients,
+    # optional algorithms; checked when the policy is built.
+    attesters: tuple[dict[str, Any], ...] = key([])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
     # Client ids as a label: only for a registry small enough to keep series bounded.
     client_id_label: bool = key(False)
@@ -267,6 +292,8 @@ class Settings:
     grants: GrantsSettings = field(default_factory=lambda: _defaults(GrantsSettings))
     logging: LoggingSettings = field(default_factory=lambda: _defaults(LoggingSettings))
     metrics: MetricsSettings = field(default_factory=lambda: _defaults(MetricsSettings))
+    attestation: AttestationSettings = field(
+        default_factory=lambda: _defaults(AttestationSettings))
     # Not a key: the directory of the file the settings came from; relative paths in it
     # are resolved against this directory.
     base_dir: str = "."
