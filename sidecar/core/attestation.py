@@ -47,7 +47,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from sidecar import errors
 from sidecar.core.client_auth import ClientCredentials

@@ -9,9 +9,21 @@ imports aiohttp or redis, so the same core serves the proxy and the decision API
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sidecar import errors
+from sidecar.core.attestation import (
+    ATTEST_JWT_CLIENT_AUTH_DPOP,
+    ATTESTATION_METHODS,
+    AttestedClient,
+    LegacyAssertion,
+    attestation_mode,
+    authenticate_with_attestation,
+    legacy_client_assertion,
+    verify_attestation,
+)
+from sidecar.core.attestation import REFRESH_BINDING_KIND as ATTESTATION_BINDING
+from sidecar.core.attestation import check_refresh_binding as check_attestation_binding
 from sidecar.core.client_auth import ClientCredentials, extract_client_credentials
 from sidecar.core.client_authn import (
     AuthenticatedClient,
@@ -53,6 +65,8 @@ class Facts:
     certificate: ClientCertificate | None = None
     client: ClientCredentials | None = None
     auth: AuthenticatedClient | None = None  # set when a client registry is configured
+    attested: AttestedClient | None = None  # a verified client attestation
+    legacy_attestation: LegacyAssertion | None = None  # drafts -00...-02, in the body
     grant: GrantResult | None = None
     dpop: DpopProof | None = None
     refresh_bound_to: str | None = None
@@ -84,22 +98,76 @@ async def read_certificate(request: TokenRequest, facts: Facts, env: Env) -> OAu
 
 
 async def identify_client(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+    params = request.parameters
+    attestation = env.policy.attestation
+    if attestation is not None and attestation.accept_legacy_client_assertion:
+        legacy = legacy_client_assertion(params)
+        if isinstance(legacy, OAuthError):
+            return legacy
+        if legacy is not None:
+            if request.attestation or request.attestation_pop:
+                return errors.invalid_request(
+                    "attestation.multiple_methods",
+                    "The request uses more than one client authentication method.")
+            facts.legacy_attestation = legacy
+            params = legacy.remaining
     credentials = extract_client_credentials(
-        request.authorization, request.parameters, facts.certificate is not None)
+        request.authorization, params, facts.certificate is not None)
     if isinstance(credentials, OAuthError):
         return credentials
     facts.client = credentials
     return None
 
 
+async def check_attestation(request: TokenRequest, facts: Facts,
+                            env: Env) -> OAuthError | None:
+    """draft-ietf-oauth-attestation-based-client-auth §7: verify the client attestation and
+    its proof of possession (a PoP JWT, or in combined mode the DPoP proof)."""
+    policy = env.policy.attestation
+    if policy is None:
+        return None
+    legacy = facts.legacy_attestation
+    attestation, pop = (legacy.attestation, legacy.pop) if legacy \
+        else (request.attestation, request.attestation_pop)
+    mode = attestation_mode(attestation, pop, request.dpop)
+    if mode is None:
+        return None
+    if mode == ATTEST_JWT_CLIENT_AUTH_DPOP:
+        # Combined mode: the DPoP proof is the PoP and its nonce is the attestation
+        # challenge, which verify_attestation checks; the DPoP nonce check steps aside.
+        proof = validate_proof(request.dpop, method=request.method, policy=env.policy.dpop,
+                               now=env.clock.now(), nonces=None, nonce_required=False)
+        if isinstance(proof, OAuthError):
+            return proof
+        _accept_proof(facts, proof)
+    result = await verify_attestation(
+        attestation, pop, dpop_proof=facts.dpop if mode == ATTEST_JWT_CLIENT_AUTH_DPOP else None,
+        body_client_id=request.parameters.get("client_id"), policy=policy,
+        now=env.clock.now(), jwks=env.jwks, dpop_nonces=env.policy.nonces,
+        dpop_nonce_required=env.policy.nonce_required, legacy=legacy is not None)
+    if result is None or isinstance(result, OAuthError):
+        return result
+    facts.attested = result
+    if result.replay is not None:
+        facts.replays.append(result.replay)
+    facts.context.extend(result.context())
+    return None
+
+
 async def authenticate_client(request: TokenRequest, facts: Facts,
                               env: Env) -> OAuthError | None:
     """With a client registry, the sidecar authenticates the client itself (RFC 6749 §2.3,
-    RFC 7523 §3, RFC 8705 §2); the assertion's jti is left for the last step."""
+    RFC 7523 §3, RFC 8705 §2); the assertion's jti is left for the last step. A verified
+    attestation authenticates the client by itself, unless the registry marks it as an
+    additional signal for that client."""
     registry = env.policy.registry
+    assert facts.client is not None
+    if facts.attested is not None:
+        attested = await _authenticate_attested(facts, env, facts.attested)
+        if attested is not None:
+            return attested if isinstance(attested, OAuthError) else None
     if registry is None:
         return None
-    assert facts.client is not None
     result = await authenticate(
         facts.client, facts.certificate, registry, policy=env.policy.client_auth,
         now=env.clock.now(), store=env.store, jwks=env.jwks, secrets=env.secrets,
@@ -111,6 +179,21 @@ async def authenticate_client(request: TokenRequest, facts: Facts,
         facts.replays.append(result.replay)
     facts.context.extend(context_headers(result))
     return None
+
+
+async def _authenticate_attested(facts: Facts, env: Env,
+                                 attested: AttestedClient) -> OAuthError | bool | None:
+    """True when the attestation authenticated the client; None to go on with the other
+    method (attestation as an additional signal)."""
+    assert facts.client is not None
+    auth = authenticate_with_attestation(attested, facts.client, env.policy.registry,
+                                         unknown=env.policy.client_auth.unknown)
+    if auth is None or isinstance(auth, OAuthError):
+        return auth
+    facts.auth = auth
+    facts.client = replace(facts.client, client_id=attested.client_id, method=auth.method)
+    facts.context.extend(context_headers(auth))
+    return True
 
 
 async def check_grant(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
@@ -148,6 +231,8 @@ async def check_dpop_proof(request: TokenRequest, facts: Facts, env: Env) -> OAu
 def _check_proof(request: TokenRequest, facts: Facts, env: Env,
                  htu_targets: frozenset[str]) -> OAuthError | None:
     policy = env.policy
+    if facts.dpop is not None:
+        return None  # already checked as the attestation's proof of possession
     if not request.dpop:
         if policy.dpop_required:
             # RFC 9449 §5.2: a client that must use DPoP and sends no proof is refused.
@@ -160,12 +245,16 @@ def _check_proof(request: TokenRequest, facts: Facts, env: Env,
                            nonce_required=nonce_required, htu_targets=htu_targets)
     if isinstance(proof, OAuthError):
         return proof
+    _accept_proof(facts, proof)
+    return None
+
+
+def _accept_proof(facts: Facts, proof: DpopProof) -> None:
     facts.dpop = proof
     facts.replays.append(ReplayCheck(
         DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds,
         # RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant.
         errors.invalid_dpop_proof("dpop.jti_replayed", "The DPoP proof has been used before.")))
-    return None
 
 
 async def check_refresh_binding(request: TokenRequest, facts: Facts,
@@ -184,7 +273,12 @@ async def check_refresh_binding(request: TokenRequest, facts: Facts,
     if bound is None:
         return None
     kind, _, value = bound.partition(":")
-    if kind == "x5t":
+    if kind == ATTESTATION_BINDING:
+        # The attestation draft: an attested client's refresh token needs the same instance.
+        error = check_attestation_binding(value, facts.attested)
+        if error is not None:
+            return error
+    elif kind == "x5t":
         # RFC 8705 §4: a public client's refresh token bound to its certificate.
         presented = facts.certificate.x5t_s256 if facts.certificate else None
         if presented != value:
@@ -217,6 +311,7 @@ async def burn_replays(request: TokenRequest, facts: Facts, env: Env) -> OAuthEr
 STEPS: Sequence[Step] = (
     read_certificate,
     identify_client,
+    check_attestation,
     authenticate_client,
     check_grant,
     check_dpop_proof,
@@ -275,6 +370,9 @@ def _refresh_binding(facts: Facts) -> str | None:
     tokens are already bound to their credentials."""
     if facts.refresh_bound_to:
         return facts.refresh_bound_to
+    if facts.attested is not None and facts.auth is not None \
+            and facts.auth.method in ATTESTATION_METHODS:
+        return facts.attested.refresh_binding
     if not _is_public(facts):
         return None
     if facts.dpop:

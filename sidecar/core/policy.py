@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sidecar.core.attestation import AttestationPolicy
 from sidecar.core.client_authn import ClientAuthPolicy
 from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
@@ -34,6 +35,7 @@ class Policy:
     registry: Registry | None  # None: no registry, the upstream authenticates clients
     client_auth: ClientAuthPolicy
     jwt_bearer: JwtBearerPolicy | None  # None: assertion grants are verified upstream
+    attestation: AttestationPolicy | None  # None: attestation headers go to the upstream
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -54,6 +56,7 @@ class Policy:
             registry=_registry(settings),
             client_auth=_client_auth(settings),
             jwt_bearer=_jwt_bearer(settings),
+            attestation=_attestation(settings),
         )
 
 
@@ -79,6 +82,13 @@ def _client_auth(settings: Settings) -> ClientAuthPolicy:
         max_assertion_lifetime_seconds=float(clients.assertion_max_lifetime_seconds),
         leeway_seconds=float(clients.assertion_leeway_seconds),
     )
+
+
+def _attestation(settings: Settings) -> AttestationPolicy | None:
+    if not settings.attestation.enabled:
+        return None
+    return AttestationPolicy.from_settings(settings.attestation, issuer=settings.issuer,
+                                           base_dir=settings.base_dir)
 
 
 def _jwt_bearer(settings: Settings) -> JwtBearerPolicy | None:

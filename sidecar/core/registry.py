@@ -51,6 +51,9 @@ AUTH_METHODS: Final = (
     "tls_client_auth",
     "self_signed_tls_client_auth",
     "none",
+    # draft-ietf-oauth-attestation-based-client-auth: the attester vouches for the instance.
+    "attest_jwt_client_auth",
+    "attest_jwt_client_auth_dpop",
 )
 SECRET_KEYS: Final = ("client_secret_file", "client_secret_hash")
 JWKS_KEYS: Final = ("jwks", "jwks_file", "jwks_uri")
@@ -72,6 +75,8 @@ _NEEDS: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
     "tls_client_auth": (SUBJECT_KEYS, ("tls_client_auth_ca_file",)),
     "self_signed_tls_client_auth": (JWKS_KEYS,),
     "none": (),
+    "attest_jwt_client_auth": (),
+    "attest_jwt_client_auth_dpop": (),
 }
 _METHOD_KEYS: Final = frozenset({*SECRET_KEYS, *JWKS_KEYS, *SUBJECT_KEYS,
                                  "tls_client_auth_ca_file", "token_endpoint_auth_signing_alg"})

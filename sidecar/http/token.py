@@ -15,6 +15,8 @@ from multidict import CIMultiDict
 
 from sidecar import errors
 from sidecar.core.answer import AnswerEdit, review_answer
+from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
+from sidecar.core.attestation import response_headers as attestation_headers
 from sidecar.core.decide import Env, decide, decide_par
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
@@ -30,7 +32,7 @@ log = logging.getLogger("token_sidecar.access")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # RFC 9449 §8 and §7.1 notes: a browser client must be able to read these.
-_EXPOSED_TO_BROWSERS = ("DPoP-Nonce", "WWW-Authenticate")
+_EXPOSED_TO_BROWSERS = ("DPoP-Nonce", "WWW-Authenticate", "OAuth-Client-Attestation-Challenge")
 
 Decider = Callable[[TokenRequest, Env], Awaitable[Decision]]
 
@@ -58,7 +60,23 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await _handle(request, state, runtime, decide)
     if path == runtime.settings.dpop.par_path:
         return await _handle(request, state, runtime, decide_par)
+    attestation = runtime.env.policy.attestation
+    if attestation is not None and attestation.challenges is not None \
+            and path == attestation.challenge_path:
+        return _attestation_challenge(request, runtime, attestation)
     return await passthrough(request, runtime)
+
+
+def _attestation_challenge(request: web.Request, runtime: Runtime,
+                           policy: AttestationPolicy) -> web.Response:
+    """The attestation draft's challenge endpoint: POST, {"attestation_challenge": ...}."""
+    answer = challenge_endpoint(policy, runtime.env.clock.now(), method=request.method,
+                                dpop_nonces=runtime.env.policy.nonces)
+    response = web.json_response(answer.body, status=answer.status)
+    for name, value in answer.headers:
+        response.headers[name] = value
+    response.headers["X-Request-Id"] = request_id_of(request)
+    return response
 
 
 async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
@@ -75,6 +93,17 @@ async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
 
 async def _answer(request: web.Request, runtime: Runtime, decider: Decider,
                   record: _Record) -> web.StreamResponse:
+    response = await _answer_token(request, runtime, decider, record)
+    # The attestation draft: a fresh challenge on every token-endpoint answer, when on.
+    for name, value in attestation_headers(runtime.env.policy.attestation,
+                                           runtime.env.clock.now()):
+        if name not in response.headers:
+            response.headers[name] = value
+    return response
+
+
+async def _answer_token(request: web.Request, runtime: Runtime, decider: Decider,
+                        record: _Record) -> web.StreamResponse:
     request_id = record.request_id
     decision, body = await _decide(request, runtime, decider)
     if isinstance(decision, Respond):

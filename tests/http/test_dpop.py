@@ -184,7 +184,8 @@ async def test_cors_answers_expose_the_dpop_headers(client: aiohttp.ClientSessio
                                       "Access-Control-Expose-Headers": "X-Custom"}
     _, headers, _ = await post(client, sidecar, CC, {"DPoP": DpopKey().proof(TOKEN_URL_PUBLIC)})
     exposed = {h.strip() for h in headers["Access-Control-Expose-Headers"].split(",")}
-    assert exposed == {"X-Custom", "DPoP-Nonce", "WWW-Authenticate"}
+    assert exposed == {"X-Custom", "DPoP-Nonce", "WWW-Authenticate",
+                       "OAuth-Client-Attestation-Challenge"}
 
 
 # --- refresh-token binding (RFC 9449 §5) -------------------------------------------------
