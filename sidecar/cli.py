@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from sidecar.adapters import check_store
 from sidecar.core.policy import Policy
 from sidecar.demo import demo_settings, run_demo
 from sidecar.logs import configure_logging
@@ -45,7 +46,11 @@ def _load(path: str) -> Settings | None:
     try:
         settings = load_settings(path)
         Policy.from_settings(settings)
+        check_store(settings.store)
         return settings
+    except ValueError as exc:  # the store URL or its files (check_store)
+        print(f"{path}: 1 configuration problem(s):\n  - {exc}", file=sys.stderr)
+        return None
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} configuration problem(s):", file=sys.stderr)
         for problem in exc.problems:

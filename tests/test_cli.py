@@ -111,3 +111,13 @@ def test_check_config_loads_the_client_registry(tmp_path: Path) -> None:
     result = run("check-config", "--config", str(config))
     assert result.returncode == 2
     assert "clients.registry_file: clients[0].token_endpoint_auth_method" in result.stderr
+
+
+def test_check_config_checks_the_store_url(tmp_path: Path) -> None:
+    config = tmp_path / "sidecar.toml"
+    config.write_text(EXAMPLE.read_text().replace(
+        'url = "memory://"', 'url = "redis+sentinel://user:hunter2@/"'))
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert "store.url" in result.stderr
+    assert "hunter2" not in result.stderr

@@ -198,16 +198,6 @@ async def test_open_store_memory(clock: FakeClock) -> None:
     assert await store.first_use("dpop_jti", "x", 1) is True
 
 
-@pytest.mark.parametrize("scheme", ["redis+sentinel", "redis+cluster"])
-def test_open_store_sentinel_and_cluster_not_supported_yet(
-    scheme: str, clock: FakeClock
-) -> None:
-    settings = StoreSettings(url=f"{scheme}://user:hunter2@h:26379/mymaster")
-    with pytest.raises(ValueError, match="not supported yet") as info:
-        open_store(settings, clock)
-    assert "hunter2" not in str(info.value)
-
-
 def test_open_store_unknown_scheme(clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="unknown scheme"):
         open_store(StoreSettings(url="memcached://h"), clock)
