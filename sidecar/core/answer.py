@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar import errors
-from sidecar.core.decide import REFRESH_BINDING, Env
+from sidecar.core.binding import REFRESH_BINDING
+from sidecar.core.steps import Env
 from sidecar.core.store_calls import store_call
 from sidecar.errors import OAuthError
 from sidecar.model import Forward

@@ -13,10 +13,10 @@ from aiohttp import web
 
 from sidecar.adapters import open_store
 from sidecar.adapters.http_fetch import AiohttpFetcher
-from sidecar.core.decide import Env
 from sidecar.core.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.secrets import SecretVerifier
+from sidecar.core.steps import Env
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session

@@ -17,7 +17,9 @@ from sidecar import errors
 from sidecar.core.answer import AnswerEdit, review_answer
 from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
 from sidecar.core.attestation import response_headers as attestation_headers
-from sidecar.core.decide import Env, decide, decide_par
+from sidecar.core.decide import decide
+from sidecar.core.par import decide_par
+from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.metrics import Metrics

@@ -1,0 +1,77 @@
+"""Refresh tokens bound to what the client proved (SPEC "State": `sha256(refresh_token)` →
+`jkt:<thumbprint>`, `x5t:<x5t#S256>` or `att:<instance jkt>`): checking a refresh against its
+binding, and choosing the binding for the token the upstream is about to issue."""
+
+from __future__ import annotations
+
+from sidecar import errors
+from sidecar.core.attestation import ATTESTATION_METHODS
+from sidecar.core.attestation import REFRESH_BINDING_KIND as ATTESTATION_BINDING
+from sidecar.core.attestation import check_refresh_binding as check_attestation_binding
+from sidecar.core.steps import Env, Facts
+from sidecar.core.store_calls import store_call
+from sidecar.errors import OAuthError
+from sidecar.model import TokenRequest
+
+REFRESH_BINDING = "refresh"  # store kind: sha256(refresh_token) -> "<kind>:<value>"
+
+
+async def check_refresh_binding(request: TokenRequest, facts: Facts,
+                                env: Env) -> OAuthError | None:
+    """RFC 9449 §5: a refresh token bound to a DPoP key is only refreshed with that key."""
+    refresh_token = request.parameters.get("refresh_token")
+    if facts.grant is None or facts.grant.grant_type != "refresh_token" or not refresh_token:
+        return None
+    outcome = await store_call(env.store.get_binding(REFRESH_BINDING, refresh_token), env.policy)
+    if isinstance(outcome, OAuthError):
+        return outcome
+    if outcome.skipped:
+        facts.replay_check_skipped = True
+        return None
+    bound = outcome.value
+    if bound is None:
+        return None
+    kind, _, value = bound.partition(":")
+    if kind == ATTESTATION_BINDING:
+        # The attestation draft: an attested client's refresh token needs the same instance.
+        error = check_attestation_binding(value, facts.attested)
+        if error is not None:
+            return error
+    elif kind == "x5t":
+        # RFC 8705 §4: a public client's refresh token bound to its certificate.
+        presented = facts.certificate.x5t_s256 if facts.certificate else None
+        if presented != value:
+            return errors.invalid_grant("binding.certificate_mismatch",
+                                        "The refresh token is bound to another certificate.")
+    else:
+        presented = facts.dpop.jkt if facts.dpop else None
+        if presented != value:
+            return errors.invalid_grant("binding.dpop_key_mismatch",
+                                        "The refresh token is bound to another DPoP key.")
+    facts.refresh_bound_to = bound
+    return None
+
+
+def refresh_binding(facts: Facts) -> str | None:
+    """Refresh tokens issued to public clients are bound to the DPoP key (RFC 9449 §5) or,
+    without DPoP, to the client certificate (RFC 8705 §4); a rotated refresh token inherits
+    the binding of the one it replaces. Confidential clients are not bound: their refresh
+    tokens are already bound to their credentials."""
+    if facts.refresh_bound_to:
+        return facts.refresh_bound_to
+    if facts.attested is not None and facts.auth is not None \
+            and facts.auth.method in ATTESTATION_METHODS:
+        return facts.attested.refresh_binding
+    if not _is_public(facts):
+        return None
+    if facts.dpop:
+        return f"jkt:{facts.dpop.jkt}"
+    if facts.certificate:
+        return f"x5t:{facts.certificate.x5t_s256}"
+    return None
+
+
+def _is_public(facts: Facts) -> bool:
+    if facts.auth is not None and facts.auth.client is not None:
+        return facts.auth.client.is_public
+    return facts.client is not None and facts.client.method == "none"
