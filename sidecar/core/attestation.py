@@ -68,7 +68,7 @@ from sidecar.core.jwks import (
     verify_signature,
 )
 from sidecar.core.nonces import WindowedHmac
-from sidecar.core.registry import Client, Registry, TableReader
+from sidecar.core.registry import Client, Registry, TableReader, read_table_array
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams, ReplayCheck
 from sidecar.settings import AttestationSettings, ConfigError, read_secret_lines
@@ -216,29 +216,8 @@ def load_attesters(raw: object, base_dir: Path,
                    prefix: str = "attestation.attesters") -> tuple[Attester, ...]:
     """The trusted attesters of `[[attestation.attesters]]`; key files are read now. Raises
     ConfigError naming every problem as `<prefix>[<i>].<key>`."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError([f"{prefix}: expected an array of tables"])
-    problems: list[str] = []
-    attesters: list[Attester] = []
-    seen: set[str] = set()
-    for index, table in enumerate(raw):
-        if not isinstance(table, Mapping):
-            problems.append(f"{prefix}[{index}]: expected a table")
-            continue
-        reader = TableReader(table, f"{prefix}[{index}]", problems, base_dir)
-        attester = _attester(reader)
-        if attester is None:
-            continue
-        if attester.issuer in seen:
-            problems.append(f"{prefix}[{index}].issuer: {attester.issuer!r} is listed twice")
-            continue
-        seen.add(attester.issuer)
-        attesters.append(attester)
-    if problems:
-        raise ConfigError(problems)
-    return tuple(attesters)
+    return read_table_array(raw, base_dir, prefix, build=_attester,
+                            identity=lambda item: item.issuer, identity_key="issuer")
 
 
 def _attester(reader: TableReader) -> Attester | None:

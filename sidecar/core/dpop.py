@@ -38,7 +38,6 @@ one JSON decode of the payload, one ECDSA verification with `cryptography`, no P
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -59,6 +58,7 @@ from sidecar.core.jwk import (
     PublicKeyInfo,
     b64url_decode,
     public_key,
+    strict_json_object,
 )
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError
@@ -337,34 +337,6 @@ ALGORITHMS: Final[dict[str, _Algorithm]] = {
 # Parsing.
 
 
-def _object_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    # RFC 7515 §5.2 / RFC 7519 §7.2: reject duplicate member names rather than let the last
-    # one win, so the sidecar and the upstream can never read different claims.
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")  # NaN, Infinity, -Infinity (RFC 8259 §6)
-
-
-_DECODER: Final = json.JSONDecoder(object_pairs_hook=_object_pairs,
-                                   parse_constant=_reject_constant)
-
-
-def _json_object(segment: str) -> dict[str, object] | None:
-    raw = b64url_decode(segment)
-    if raw is None:
-        return None
-    try:
-        value = _DECODER.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError):  # includes UnicodeDecodeError, JSONDecodeError
-        return None
-    return value if isinstance(value, dict) else None
-
-
 @dataclass(frozen=True, slots=True)
 class _Header:
     alg: str
@@ -418,7 +390,7 @@ def _number(value: object) -> float | int | None:
 
 
 def _parse_header(encoded: str) -> _Header | OAuthError:
-    header = _json_object(encoded)
+    header = strict_json_object(encoded)
     if header is None:
         return _BAD_HEADER
     if header.get("typ") != TYP:  # §4.2, §4.3 step 4, §11.5: explicit typing
@@ -517,7 +489,7 @@ def _validate(
     if not cached:
         _HEADERS.put(encoded_header, header)
 
-    claims = _json_object(encoded_payload)
+    claims = strict_json_object(encoded_payload)
     if claims is None:
         return _BAD_PAYLOAD
     # §4.3 step 3: the claims required by §4.2.

@@ -133,6 +133,35 @@ def b64url_decode(text: str) -> bytes | None:
         return None
 
 
+def _object_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # RFC 7515 §5.2 / RFC 7519 §7.2: reject duplicate member names rather than let the last
+    # one win, so the sidecar and the upstream can never read different claims.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member name")
+    return result
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity, -Infinity (RFC 8259 §6)
+
+
+_STRICT_JSON: Final = json.JSONDecoder(object_pairs_hook=_object_pairs,
+                                       parse_constant=_reject_constant)
+
+
+def strict_json_object(segment: str) -> dict[str, object] | None:
+    """A base64url JOSE segment that is a JSON object, read strictly; None otherwise."""
+    raw = b64url_decode(segment)
+    if raw is None:
+        return None
+    try:
+        value = _STRICT_JSON.decode(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # includes UnicodeDecodeError, JSONDecodeError
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

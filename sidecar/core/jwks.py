@@ -37,7 +37,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from sidecar.core.dpop import ALGORITHMS
-from sidecar.core.jwk import BoundedCache, PublicKeyInfo, b64url_decode, public_key
+from sidecar.core.jwk import (
+    BoundedCache,
+    PublicKeyInfo,
+    b64url_decode,
+    public_key,
+    strict_json_object,
+)
 from sidecar.core.mtls import x5t_s256
 from sidecar.ports import Clock
 
@@ -336,38 +342,12 @@ def parse_compact_jws(token: str, max_length: int = MAX_JWS_LENGTH) -> CompactJw
     match = _COMPACT.fullmatch(token)
     if match is None:
         return None
-    header, claims = _json_object(match.group(1)), _json_object(match.group(2))
+    header, claims = strict_json_object(match.group(1)), strict_json_object(match.group(2))
     signature = b64url_decode(match.group(3))
     if header is None or claims is None or signature is None:
         return None
     signing_input = f"{match.group(1)}.{match.group(2)}".encode("ascii")
     return CompactJws(header, claims, signing_input, signature)
-
-
-def _object_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER: Final = json.JSONDecoder(object_pairs_hook=_object_pairs,
-                                   parse_constant=_reject_constant)
-
-
-def _json_object(segment: str) -> dict[str, object] | None:
-    raw = b64url_decode(segment)
-    if raw is None:
-        return None
-    try:
-        value = _DECODER.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def verify_signature(jws: CompactJws, alg: str, keys: Sequence[JwkEntry]) -> bool:

@@ -33,11 +33,11 @@ from sidecar.core.jwks import (
     select_keys,
     verify_signature,
 )
-from sidecar.core.registry import TableReader
+from sidecar.core.registry import TableReader, read_table_array
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
 from sidecar.ports import ReplayStore
-from sidecar.settings import ConfigError, Settings
+from sidecar.settings import Settings
 
 JWT_BEARER_JTI: Final = "jwt_bearer"  # store kind
 ISSUER_KEYS: Final = frozenset({"issuer", "jwks", "jwks_file", "jwks_uri", "algorithms",
@@ -191,29 +191,8 @@ def load_issuers(raw: object, base_dir: Path,
                  prefix: str = "grants.jwt_bearer.issuers") -> tuple[TrustedIssuer, ...]:
     """Build the trusted issuers from the TOML array of tables; raise ConfigError naming
     every problem as `<prefix>[<i>].<key>`. Key files are read now (a reload re-reads them)."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError([f"{prefix}: expected an array of tables"])
-    problems: list[str] = []
-    issuers: list[TrustedIssuer] = []
-    seen: set[str] = set()
-    for index, table in enumerate(raw):
-        if not isinstance(table, Mapping):
-            problems.append(f"{prefix}[{index}]: expected a table")
-            continue
-        reader = TableReader(table, f"{prefix}[{index}]", problems, base_dir)
-        issuer = _issuer(reader)
-        if issuer is None:
-            continue
-        if issuer.issuer in seen:
-            problems.append(f"{prefix}[{index}].issuer: {issuer.issuer!r} is listed twice")
-            continue
-        seen.add(issuer.issuer)
-        issuers.append(issuer)
-    if problems:
-        raise ConfigError(problems)
-    return tuple(issuers)
+    return read_table_array(raw, base_dir, prefix, build=_issuer,
+                            identity=lambda item: item.issuer, identity_key="issuer")
 
 
 def _issuer(reader: TableReader) -> TrustedIssuer | None:

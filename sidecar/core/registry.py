@@ -22,10 +22,10 @@ import json
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import argon2
@@ -42,6 +42,8 @@ from sidecar.core.jwks import (
     parse_jwks,
 )
 from sidecar.settings import GRANT_TYPES, ConfigError
+
+T = TypeVar("T")
 
 AUTH_METHODS: Final = (
     "client_secret_basic",
@@ -419,6 +421,36 @@ def registry_from_mapping(raw: Mapping[str, Any], base_dir: Path,
     if problems:
         raise ConfigError(problems)
     return Registry(clients, source)
+
+
+def read_table_array(raw: object, base_dir: Path, prefix: str, *,
+                     build: Callable[[TableReader], T | None],
+                     identity: Callable[[T], str], identity_key: str) -> tuple[T, ...]:
+    """A TOML array of tables (`[[prefix]]`), each built by `build`; raise ConfigError naming
+    every problem as `<prefix>[<i>].<key>`, a repeated identity (`identity_key`) included."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError([f"{prefix}: expected an array of tables"])
+    problems: list[str] = []
+    built: list[T] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw):
+        if not isinstance(table, Mapping):
+            problems.append(f"{prefix}[{index}]: expected a table")
+            continue
+        item = build(TableReader(table, f"{prefix}[{index}]", problems, base_dir))
+        if item is None:
+            continue
+        if identity(item) in seen:
+            problems.append(
+                f"{prefix}[{index}].{identity_key}: {identity(item)!r} is listed twice")
+            continue
+        seen.add(identity(item))
+        built.append(item)
+    if problems:
+        raise ConfigError(problems)
+    return tuple(built)
 
 
 class TableReader:
