@@ -1,0 +1,260 @@
+"""Processes for bench/run.py: the upstream (nginx or aiohttp), redis-server, the servers under
+test, the load generator, and CPU accounting from /proc. Every process is started pinned to
+one CPU (`taskset -c N`), tracked by its pid, and stopped by that pid only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+UPSTREAM_BODY = ('{"access_token":"bench-access-token-0123456789abcdef","token_type":"Bearer",'
+              '"expires_in":3600,"scope":"read"}')
+_READY_TIMEOUT_SECONDS = 15.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env() -> dict[str, str]:
+    """This environment minus TOKEN_SIDECAR_* (they would override the generated config)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TOKEN_SIDECAR_")}
+
+
+def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if cpu is not None else list(argv)
+
+
+class BenchError(Exception):
+    """The benchmark cannot give a valid figure (a server failed, errors in the run...)."""
+
+
+@dataclass
+class Service:
+    """One child process: started pinned, waited for on a TCP port, stopped by its pid."""
+
+    name: str
+    argv: list[str]
+    port: int
+    log: Path
+    cpu: int | None = None
+    env: Mapping[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> Service:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                pinned(self.cpu, self.argv), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=dict(self.env or child_env()), cwd=ROOT)
+        self._wait_ready()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"{self.name} exited with {self.process.returncode} at start:\n"
+                                 f"{self.tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise BenchError(f"{self.name} did not listen on port {self.port} within "
+                         f"{_READY_TIMEOUT_SECONDS:.0f} s:\n{self.tail()}")
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+# ---------------------------------------------------------------------------------------
+# The upstream and Redis.
+
+
+def find_nginx() -> str | None:
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def nginx_upstream(workdir: Path, cpu: int | None, binary: str) -> Service:
+    """nginx answering POST /token with a fixed token JSON: as fast as an upstream gets."""
+    port = free_port()
+    root = workdir / "nginx"
+    root.mkdir(exist_ok=True)
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = f"""{user}
+worker_processes 1;
+daemon off;
+master_process on;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = /token {{
+            default_type application/json;
+            add_header Cache-Control no-store always;
+            return 200 '{UPSTREAM_BODY}';
+        }}
+    }}
+}}
+"""
+    (root / "nginx.conf").write_text(conf)
+    argv = [binary, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")]
+    return Service("nginx upstream", argv, port, workdir / "nginx.out", cpu).start()
+
+
+def aiohttp_upstream(workdir: Path, cpu: int | None) -> Service:
+    port = free_port()
+    script = workdir / "upstream.py"
+    script.write_text(f"""
+from aiohttp import web
+BODY = {UPSTREAM_BODY!r}.encode()
+async def token(request):
+    await request.read()
+    return web.Response(body=BODY, content_type="application/json",
+                        headers={{"Cache-Control": "no-store"}})
+app = web.Application()
+app.router.add_post("/token", token)
+web.run_app(app, host="127.0.0.1", port={port}, access_log=None, print=None)
+""")
+    return Service("aiohttp upstream", [sys.executable, str(script)], port,
+                   workdir / "upstream.out", cpu).start()
+
+
+def find_redis() -> str | None:
+    for candidate in (os.environ.get("REDIS_SERVER"), shutil.which("redis-server"),
+                      "/usr/bin/redis-server"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def redis_server(workdir: Path, cpu: int | None, binary: str) -> Service:
+    port = free_port()
+    directory = workdir / "redis"
+    directory.mkdir(exist_ok=True)
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(directory), "--daemonize", "no",
+            "--protected-mode", "no", "--loglevel", "warning"]
+    return Service("redis-server", argv, port, workdir / "redis.out", cpu).start()
+
+
+# ---------------------------------------------------------------------------------------
+# CPU accounting.
+
+
+def cpu_times() -> dict[int, tuple[int, int, int]]:
+    """Per CPU: (busy, total, steal) jiffies since boot, from /proc/stat."""
+    result = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        v = [int(x) for x in values[:8]]
+        total = sum(v)
+        idle = v[3] + v[4]
+        result[int(name[3:])] = (total - idle, total, v[7])
+    return result
+
+
+def busy_percent(before: dict[int, tuple[int, int, int]],
+                 after: dict[int, tuple[int, int, int]], cpu: int) -> float:
+    busy = after[cpu][0] - before[cpu][0]
+    total = after[cpu][1] - before[cpu][1]
+    return 100.0 * busy / total if total else 0.0
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its children (nginx's worker), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        this, parent = int(stat.parent.name), int(fields[1])
+        if pid in (this, parent):
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+# ---------------------------------------------------------------------------------------
+# The load generator.
+
+
+@dataclass(frozen=True)
+class Load:
+    tool: str  # "wrk" or "python"
+    cpu: int | None
+    connections: int
+    threads: int
+
+    def argv(self, url: str, seconds: float, proofs: Path | None) -> list[str]:
+        target = str(proofs) if proofs else "-"
+        if self.tool == "wrk":
+            return pinned(self.cpu, [
+                "wrk", "-t", str(self.threads), "-c", str(self.connections),
+                "-d", f"{seconds:g}s", "--timeout", "5s", "-s", str(BENCH / "dpop.lua"),
+                url, "--", target])
+        return pinned(self.cpu, [sys.executable, str(BENCH / "pyload.py"), url,
+                                 str(self.connections), f"{seconds:g}", target])
+
+    def run(self, url: str, seconds: float, proofs: Path | None) -> dict[str, object]:
+        completed = subprocess.run(self.argv(url, seconds, proofs), capture_output=True,
+                                   text=True, timeout=seconds + 120, check=False, cwd=ROOT)
+        for line in completed.stdout.splitlines():
+            if line.startswith("BENCH_RESULT "):
+                result: dict[str, object] = json.loads(line.removeprefix("BENCH_RESULT "))
+                return result
+        raise BenchError(f"{self.tool} gave no result (exit {completed.returncode}):\n"
+                         f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}")

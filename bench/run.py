@@ -1,0 +1,663 @@
+"""The sidecar's benchmark: requests per second and p50/p99 latency, as ratios to a plain aiohttp
+pass-through measured in the same run on the same core.
+
+    .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--redis] [--profile]
+
+It sets up everything itself and tears it down: a fast upstream token endpoint (Debian's nginx
+returning a fixed token JSON, else a minimal aiohttp app), redis-server on a free port, the
+servers under test as real processes, and `wrk` with bench/dpop.lua (else the weaker Python
+generator bench/pyload.py). The server under test is pinned to one CPU (`--server-cpu`,
+default the first allowed CPU), the load generator, the upstream and Redis to another
+(`--load-cpu`, the second), so every configuration is measured on the same core.
+
+Configurations, same duration and connections (a 2 s warm-up before each):
+  direct       the upstream itself (a ceiling of the harness, not a target)
+  plain        bench/plain_proxy.py: a plain aiohttp pass-through (the baseline)
+  nodpop       the sidecar, client_credentials with client_id, no DPoP
+  dpop-memory  the sidecar, DPoP ES256, store memory://
+  dpop-redis   the sidecar, DPoP ES256, store redis:// (unless --no-redis)
+with --info-log also nodpop-info and dpop-memory-info: the same at logging.level "info" (one
+JSON access-log line per request, to a file); the other rows run at "warning".
+
+Every DPoP request carries its own proof (a jti is single-use), signed just before the run
+(bench/signer.py) and read from a file by the load generator. A run with any non-2xx answer
+or socket error is invalid: the bench stops with exit status 1. Results go to stdout and to
+bench/results/latest.json. With --profile, each Python server under test (plain pass-through,
+sidecar) gets one more run with py-spy attached (never the reported one): its collapsed
+stacks go to bench/results/profile-<config>.txt, and where its CPU time goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import harness
+import signer
+import spy
+from harness import BenchError, Load, Service
+
+RESULTS = harness.BENCH / "results"
+BODY = b"grant_type=client_credentials&client_id=bench-client"
+FORM = "application/x-www-form-urlencoded"
+TARGETS = {"dpop-memory": 0.5, "dpop-redis": 0.4}  # x sidecar no-DPoP, same run, same core
+
+
+@dataclass(frozen=True)
+class Config:
+    key: str
+    label: str
+    dpop: bool = False
+    store: str = ""  # "memory" or "redis" for the sidecar, "" for the others
+    log_level: str = "warning"
+
+
+CONFIGS = {c.key: c for c in (
+    Config("direct", "upstream direct"),
+    Config("plain", "plain aiohttp pass-through"),
+    Config("nodpop", "sidecar, no DPoP", store="memory"),
+    Config("dpop-memory", "sidecar, DPoP ES256, memory store", dpop=True, store="memory"),
+    Config("dpop-redis", "sidecar, DPoP ES256, Redis store", dpop=True, store="redis"),
+    Config("nodpop-info", "sidecar, no DPoP, log info", store="memory", log_level="info"),
+    Config("dpop-memory-info", "sidecar, DPoP memory, log info", dpop=True, store="memory",
+           log_level="info"),
+)}
+
+
+@dataclass
+class Row:
+    config: str
+    label: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    server_cpu_percent: float  # the server under test (process tree)
+    server_cpu_us_per_request: float
+    cpu_busy_percent: dict[str, float] = field(default_factory=dict)  # per pinned CPU
+    # Busy time of the server's CPU that the server did not use: other processes competed
+    # with it (another test run on the machine...). Over 10 points, the row is suspect.
+    foreign_load_percent: float = 0.0
+    disturbed: str = ""  # why the run did not measure the server alone, after the retries
+    proofs_signed: int = 0
+
+
+# ---------------------------------------------------------------------------------------
+# The run.
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    workdir: Path
+    load: Load
+    server_cpu: int | None
+    upstream: Service
+    redis: Service | None
+    keys: list[int]
+    py_spy: str | None
+    rate_hint: float = 0.0
+    profiles: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def start_server(self, config: Config) -> Service | None:
+        if config.key == "direct":
+            return None
+        port = harness.free_port()
+        log = self.workdir / f"{config.key}.log"
+        if config.key == "plain":
+            argv = [sys.executable, str(harness.BENCH / "plain_proxy.py"), f"127.0.0.1:{port}",
+                    self.upstream_url]
+            return Service("plain pass-through", argv, port, log, self.server_cpu).start()
+        toml = self.workdir / f"{config.key}.toml"
+        toml.write_text(self.sidecar_toml(config, port))
+        check = subprocess.run([_sidecar_binary(), "check-config", "--config", str(toml)],
+                               capture_output=True, text=True, check=False,
+                               env=harness.child_env())
+        if check.returncode != 0:
+            raise BenchError(f"generated sidecar config refused:\n{check.stderr}")
+        argv = [_sidecar_binary(), "serve", "--config", str(toml)]
+        return Service(f"sidecar ({config.key})", argv, port, log, self.server_cpu).start()
+
+    @property
+    def upstream_url(self) -> str:
+        return f"http://127.0.0.1:{self.upstream.port}"
+
+    def sidecar_toml(self, config: Config, port: int) -> str:
+        if config.store == "redis":
+            assert self.redis is not None
+            # Query options win over the adapter's defaults (0.1 s); the store.* timeouts are
+            # set too, for when the adapter reads them.
+            store_url = (f"redis://127.0.0.1:{self.redis.port}/0"
+                         "?socket_timeout=0.5&socket_connect_timeout=0.5")
+        else:
+            store_url = "memory://"
+        return f"""# generated by bench/run.py
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{harness.free_port()}"
+public_token_endpoint = "http://127.0.0.1:{port}/token"
+workers = 1  # one process: the ratios are per core
+
+[upstream]
+url = "{self.upstream_url}"
+
+[store]
+url = "{store_url}"
+connect_timeout_seconds = 0.5
+command_timeout_seconds = 0.5
+
+[dpop]
+iat_max_age_seconds = {self.iat_max_age}
+
+[logging]
+level = "{config.log_level}"
+format = "json"
+"""
+
+    @property
+    def iat_max_age(self) -> int:
+        # Proofs are signed just before a run: the last one is used `duration` later.
+        return max(60, math.ceil(self.args.duration) + 30)
+
+    def measure(self, config: Config, *, profile: bool) -> Row:
+        server = self.start_server(config)
+        try:
+            port = server.port if server else self.upstream.port
+            url = f"http://127.0.0.1:{port}/token"
+            self.smoke(config, url)
+            warm = self.load.run(url, self.args.warmup, None)
+            _check(config, warm, "warm-up")
+            warm_rate = _rps(warm)
+            row = self.run_with_proofs(config, url, server, warm_rate, profile=False)
+            for _ in range(self.args.retries):
+                reason = self.disturbance(row)
+                if reason is None:
+                    break
+                print(f"    {row.rps:.0f} req/s, but {reason}: measuring again", flush=True)
+                row = self.run_with_proofs(config, url, server, warm_rate, profile=False)
+            row.disturbed = self.disturbance(row) or ""
+            if profile and server is not None:
+                # A separate pass, so that py-spy never perturbs the reported figures.
+                print("    profiling (an extra run with py-spy attached) ...", flush=True)
+                profiled = self.run_with_proofs(config, url, server, row.rps, profile=True)
+                # µs per stage = share of the samples x the CPU time per request of the
+                # reported run (the profiled run's is inflated by py-spy's pauses).
+                self.profiles[config.key].update(
+                    server_cpu_us_per_request=row.server_cpu_us_per_request,
+                    profiled_run_cpu_us_per_request=profiled.server_cpu_us_per_request)
+            return row
+        finally:
+            if server is not None:
+                server.stop()
+
+    def disturbance(self, row: Row) -> str | None:
+        """Why the run does not measure the server alone, if it does not."""
+        if row.config == "direct":
+            return None
+        if row.foreign_load_percent > 10:
+            return f"other processes took {row.foreign_load_percent:.0f}% of the server's CPU"
+        if self.load.tool == "wrk" and row.server_cpu_percent < 90:
+            return (f"the server was not saturated ({row.server_cpu_percent:.0f}% CPU: the "
+                    "load CPU was busy with something else)")
+        return None
+
+    def run_with_proofs(self, config: Config, url: str, server: Service | None,
+                        rate: float, *, profile: bool) -> Row:
+        for attempt in range(3):
+            proofs = self.sign(config, url, rate, attempt)
+            row = self.timed_run(config, url, server, proofs, profile=profile)
+            if row is not None:
+                return row
+            print("    a load-generator thread ran out of proofs: measuring again with twice as "
+                  "many", flush=True)
+        raise BenchError(f"{config.key}: ran out of pre-signed proofs three times")
+
+    def smoke(self, config: Config, url: str) -> None:
+        proof = None
+        if config.dpop:
+            proof = signer.sign_proofs(self.keys[:1], url, 1, workers=1)[0]
+        status, body = _post(url, proof)
+        if status != 200:
+            raise BenchError(f"{config.key}: smoke request got {status}: {body[:300]!r}")
+        if config.dpop and json.loads(body).get("token_type") != "DPoP":
+            raise BenchError(f"{config.key}: the DPoP smoke request was not DPoP-bound: "
+                             f"{body[:300]!r}")
+
+    def sign(self, config: Config, url: str, rate: float, attempt: int) -> Path | None:
+        if not config.dpop:
+            return None
+        # No-DPoP traffic on the same server (the warm-up) is an upper bound of the DPoP rate.
+        rate = max(rate, self.rate_hint if attempt else 0.0, 100.0)
+        count = int(rate * self.args.duration * 1.3 * (2 ** attempt)) + 50 * self.load.connections
+        started = time.perf_counter()
+        proofs = signer.sign_proofs(self.keys, url, count)
+        prefix = self.workdir / f"proofs-{config.key}"
+        signer.write_proof_files(proofs, prefix, self.load.threads)
+        print(f"    signed {count} proofs over {len(self.keys)} keys in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+        return prefix
+
+    def timed_run(self, config: Config, url: str, server: Service | None,
+                  proofs: Path | None, *, profile: bool) -> Row | None:
+        pid = server.pid if server else self.upstream.pid
+        recording = None
+        profile_file = self.args.output.parent / f"profile-{config.key}.txt"
+        if profile and self.py_spy:
+            recording = spy.start_recording(self.py_spy, pid, self.args.duration, profile_file,
+                                            cpu=self.load.cpu)
+        cpu_before, proc_before = harness.cpu_times(), harness.process_tree_cpu_seconds(pid)
+        result = self.load.run(url, self.args.duration, proofs)
+        cpu_after, proc_after = harness.cpu_times(), harness.process_tree_cpu_seconds(pid)
+        if recording is not None:
+            recording.wait(60)
+        if server is not None and not server.alive():
+            raise BenchError(f"{config.key}: the server died during the run:\n{server.tail()}")
+        if int(result["exhausted"]) > 0:  # type: ignore[call-overload]
+            return None
+        _check(config, result, "profiling run" if profile else "run")
+        cpus = {f"cpu{c}": round(harness.busy_percent(cpu_before, cpu_after, c), 1)
+                for c in (self.server_cpu, self.load.cpu) if c is not None}
+        row = _row(config, result, proc_after - proc_before, cpus)
+        if server is not None and self.server_cpu is not None:
+            row.foreign_load_percent = round(max(
+                0.0, cpus[f"cpu{self.server_cpu}"] - row.server_cpu_percent), 1)
+        if recording is not None:
+            self.profiles[config.key] = spy.aggregate(profile_file).as_json()
+        row.proofs_signed = _count_lines(proofs, self.load.threads) if proofs else 0
+        if config.key in ("nodpop", "plain") and not profile:
+            self.rate_hint = max(self.rate_hint, row.rps)
+        return row
+
+
+def _sidecar_binary() -> str:
+    venv = harness.ROOT / ".venv" / "bin" / "token-sidecar"
+    found = str(venv) if venv.exists() else shutil.which("token-sidecar")
+    if not found:
+        raise BenchError("token-sidecar is not installed (pip install -e . in .venv)")
+    return found
+
+
+def _post(url: str, proof: str | None) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                            timeout=10)
+    headers = {"Content-Type": FORM}
+    if proof:
+        headers["DPoP"] = proof
+    try:
+        connection.request("POST", parts.path, body=BODY, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def _rps(result: dict[str, object]) -> float:
+    seconds = int(result["duration_us"]) / 1e6  # type: ignore[call-overload]
+    return int(result["requests"]) / seconds if seconds else 0.0  # type: ignore[call-overload]
+
+
+def _check(config: Config, result: dict[str, object], phase: str) -> None:
+    errors: dict[str, int] = result["errors"]  # type: ignore[assignment]
+    bad = {k: v for k, v in errors.items() if v}
+    if bad or not result["requests"]:
+        raise BenchError(
+            f"{config.key} {phase} is INVALID: {result['requests']} requests, errors {bad} "
+            "(status = non-2xx answers: an expired or replayed DPoP proof gets 400)")
+
+
+def _row(config: Config, result: dict[str, object], server_cpu_seconds: float,
+         cpus: dict[str, float]) -> Row:
+    latency: dict[str, float] = result["latency_us"]  # type: ignore[assignment]
+    seconds = int(result["duration_us"]) / 1e6  # type: ignore[call-overload]
+    requests = int(result["requests"])  # type: ignore[call-overload]
+    errors: dict[str, int] = result["errors"]  # type: ignore[assignment]
+    return Row(
+        config=config.key, label=config.label, requests=requests, seconds=round(seconds, 2),
+        rps=round(requests / seconds, 1), p50_ms=latency["p50"] / 1000,
+        p90_ms=latency["p90"] / 1000, p99_ms=latency["p99"] / 1000,
+        max_ms=latency["max"] / 1000, non_2xx=errors["status"],
+        socket_errors=sum(v for k, v in errors.items() if k != "status"),
+        server_cpu_percent=round(100 * server_cpu_seconds / seconds, 1),
+        server_cpu_us_per_request=round(server_cpu_seconds / requests * 1e6, 1),
+        cpu_busy_percent=cpus,
+    )
+
+
+def _count_lines(prefix: Path, parts: int) -> int:
+    return sum(len(prefix.with_name(f"{prefix.name}.{i}").read_text().splitlines())
+               for i in range(parts))
+
+
+# ---------------------------------------------------------------------------------------
+# Summary.
+
+
+def ratios(rows: dict[str, Row]) -> dict[str, dict[str, float]]:
+    """Each sidecar row / plain pass-through; the DPoP rows / the sidecar without DPoP (the
+    targets); the log-info rows / the same row at warning. Two ratios each: of req/s (the
+    target's definition), and of CPU time per request inverted (base µs / row µs), which
+    other processes on the machine disturb much less than req/s."""
+    pairs = [(key, "plain") for key in rows if key not in ("direct", "plain")]
+    pairs += [("dpop-memory", "nodpop"), ("dpop-redis", "nodpop"), ("nodpop-info", "nodpop"),
+              ("dpop-memory-info", "dpop-memory")]
+    out: dict[str, dict[str, float]] = {}
+    for key, base in pairs:
+        if key in rows and base in rows:
+            row, ref = rows[key], rows[base]
+            out[f"{key} / {base}"] = {
+                "rps": round(row.rps / ref.rps, 3),
+                "cpu": round(ref.server_cpu_us_per_request / row.server_cpu_us_per_request, 3)}
+    return out
+
+
+def median_rows(rounds: list[dict[str, Row]]) -> dict[str, Row]:
+    """Per configuration, the round with the median req/s (so p50/p99 stay one run's)."""
+    out = {}
+    for key in rounds[0]:
+        runs = sorted((r[key] for r in rounds if key in r), key=lambda row: row.rps)
+        out[key] = runs[(len(runs) - 1) // 2]
+    return out
+
+
+def median_ratios(rounds: list[dict[str, Row]]) -> dict[str, dict[str, float]]:
+    per_round = [ratios(r) for r in rounds]
+    out = {}
+    for name in per_round[0]:
+        rps = [r[name]["rps"] for r in per_round if name in r]
+        cpu = [r[name]["cpu"] for r in per_round if name in r]
+        out[name] = {"median": round(statistics.median(rps), 3), "min": min(rps),
+                     "max": max(rps), "cpu_median": round(statistics.median(cpu), 3)}
+    return out
+
+
+def print_table(rows: dict[str, Row]) -> None:
+    head = (f"{'configuration':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+            f"{'srv CPU':>8} {'µs/req':>7}  CPUs busy")
+    print(head)
+    print("-" * len(head))
+    suspect = []
+    for row in rows.values():
+        cpus = " ".join(f"{k}={v:.0f}%" for k, v in row.cpu_busy_percent.items())
+        print(f"{row.label:<36} {row.rps:>8.0f} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f} "
+              f"{row.non_2xx:>8} {row.server_cpu_percent:>7.0f}% "
+              f"{row.server_cpu_us_per_request:>7.0f}  {cpus}")
+        if row.disturbed:
+            suspect.append(f"{row.label}: {row.disturbed}")
+    print("srv CPU: the server under test's own CPU use (100% = one core saturated); µs/req: "
+          "its CPU time per request")
+    for line in suspect:
+        print(f"WARNING: {line}")
+    if suspect:
+        print("  req/s of those rows is low; the CPU-time ratios below are less affected. Run "
+              "again on a quiet machine, or with --rounds 3 (the median round is reported).")
+
+
+def print_ratios(summary: dict[str, dict[str, float]], rounds: int) -> bool:
+    """Print the ratios; True when every target is met (by the median of req/s)."""
+    met = True
+    several = rounds > 1
+    print(f"\nratios{f' (median of {rounds} rounds)' if several else ''}"
+          f"{'':<{22 if several else 34}}req/s{'  [min-max]' if several else ''}"
+          "   CPU time (cross-check)")
+    for name, value in summary.items():
+        spread = f"  [{value['min']:.2f}-{value['max']:.2f}]" if several else ""
+        key, _, base = name.partition(" / ")
+        target = TARGETS.get(key) if base == "nodpop" else None
+        verdict = ""
+        if target is not None:
+            ok = value["median"] >= target
+            met &= ok
+            verdict = f"   target >= {target}: {'MET' if ok else 'NOT MET'}"
+        print(f"  {name:<36} {value['median']:5.2f}{spread}   {value['cpu_median']:5.2f}"
+              f"{verdict}")
+    return met
+
+
+# ---------------------------------------------------------------------------------------
+# Set-up and main.
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every configuration; the median round is reported")
+    redis = parser.add_mutually_exclusive_group()
+    redis.add_argument("--redis", dest="redis", action="store_true", default=None,
+                       help="measure the Redis store (fail without redis-server); "
+                            "default: when redis-server is installed")
+    redis.add_argument("--no-redis", dest="redis", action="store_false")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="measure a run again when other processes disturbed it (2)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after each measured run of a Python server (plain, sidecar), "
+                             "an extra run with py-spy attached; summary to stdout")
+    parser.add_argument("--info-log", action="store_true",
+                        help="also measure no-DPoP and DPoP-memory at logging.level info")
+    parser.add_argument("--only", default="",
+                        help=f"comma-separated subset of {', '.join(CONFIGS)}")
+    parser.add_argument("--keys", type=int, default=16, help="DPoP client keys (16)")
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--upstream", choices=("auto", "nginx", "aiohttp"), default="auto")
+    parser.add_argument("--server-cpu", type=int, default=None)
+    parser.add_argument("--load-cpu", type=int, default=None)
+    parser.add_argument("--check-targets", action="store_true",
+                        help="exit with status 3 when a target ratio is not met")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json",
+                        help="the JSON results; profiles go beside it (bench/results/)")
+    return parser.parse_args(argv)
+
+
+def choose_configs(args: argparse.Namespace, redis_binary: str | None) -> list[Config]:
+    if args.only:
+        keys = [k.strip() for k in args.only.split(",") if k.strip()]
+        unknown = [k for k in keys if k not in CONFIGS]
+        if unknown:
+            raise BenchError(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
+    else:
+        keys = ["direct", "plain", "nodpop", "dpop-memory", "dpop-redis"]
+        if args.info_log:
+            keys += ["nodpop-info", "dpop-memory-info"]
+    if args.redis is False:
+        keys = [k for k in keys if k != "dpop-redis"]
+    elif "dpop-redis" in keys and redis_binary is None:
+        if args.redis:
+            raise BenchError("--redis: redis-server is not installed (apt-get install "
+                             "redis-server, or set REDIS_SERVER)")
+        print("note: redis-server not found, the Redis configuration is skipped")
+        keys.remove("dpop-redis")
+    return [CONFIGS[k] for k in keys]
+
+
+def choose_cpus(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    allowed = sorted(os.sched_getaffinity(0))
+    if args.server_cpu is not None and args.load_cpu is not None:
+        return args.server_cpu, args.load_cpu
+    if len(allowed) < 2:
+        print("WARNING: one CPU only: nothing is pinned, the load generator competes with "
+              "the server under test")
+        return None, None
+    return allowed[0], allowed[1]
+
+
+def choose_load(args: argparse.Namespace, cpu: int | None) -> Load:
+    wrk = shutil.which("wrk")
+    if args.loadgen == "wrk" and not wrk:
+        raise BenchError("--loadgen wrk: wrk is not installed (apt-get install wrk)")
+    if args.loadgen == "python" or not wrk:
+        print("WARNING: wrk not found (apt-get install wrk): using the Python load generator, "
+              "which on one core may be slower than the server it measures")
+        return Load("python", cpu, args.connections, 1)
+    return Load("wrk", cpu, args.connections, 1 if cpu is not None else 2)
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr \
+        else ""
+
+
+def machine(load: Load, upstream: str, redis_binary: str | None) -> dict[str, object]:
+    import aiohttp  # noqa: PLC0415 - versions only
+    import cryptography  # noqa: PLC0415
+    import redis  # noqa: PLC0415
+
+    model = next((line.split(":", 1)[1].strip()
+                  for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {
+        "cpu_model": model, "cpus_online": os.cpu_count(), "kernel": platform.release(),
+        "python": platform.python_version(), "aiohttp": aiohttp.__version__,
+        "cryptography": cryptography.__version__, "redis_py": redis.__version__,
+        "load_generator": _version(["wrk", "--version"]) if load.tool == "wrk"
+        else "python bench/pyload.py",
+        "upstream": _version([upstream, "-v"]) if upstream != "aiohttp" else "aiohttp",
+        "redis_server": _version([redis_binary, "--version"]) if redis_binary else "",
+        "git_head": _version(["git", "-C", str(harness.ROOT), "rev-parse", "HEAD"]),
+    }
+
+
+@contextlib.contextmanager
+def services(args: argparse.Namespace, workdir: Path, load_cpu: int | None,
+             want_redis: bool) -> Iterator[tuple[Service, Service | None, str]]:
+    nginx = harness.find_nginx() if args.upstream in ("auto", "nginx") else None
+    if args.upstream == "nginx" and nginx is None:
+        raise BenchError("--upstream nginx: nginx is not installed (apt-get install nginx)")
+    upstream = (harness.nginx_upstream(workdir, load_cpu, nginx) if nginx
+                else harness.aiohttp_upstream(workdir, load_cpu))
+    redis = None
+    try:
+        redis_binary = harness.find_redis()
+        if want_redis and redis_binary:
+            redis = harness.redis_server(workdir, load_cpu, redis_binary)
+        yield upstream, redis, nginx or "aiohttp"
+    finally:
+        if redis is not None:
+            redis.stop()
+        upstream.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    server_cpu, load_cpu = choose_cpus(args)
+    configs = choose_configs(args, harness.find_redis())
+    load = choose_load(args, load_cpu)
+    py_spy = spy.find_py_spy() if args.profile else None
+    if args.profile and not py_spy:
+        raise BenchError("--profile: py-spy not found (.venv/bin/pip install py-spy)")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.UTC)
+    with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp, \
+            services(args, Path(tmp), load_cpu,
+                     any(c.store == "redis" for c in configs)) as (upstream, redis, kind):
+        print(f"server under test on CPU {server_cpu}; {load.tool} ({load.threads} thread, "
+              f"{load.connections} connections), upstream ({kind}) and Redis on CPU "
+              f"{load_cpu}; {args.duration:g} s per run after {args.warmup:g} s warm-up")
+        bench = Bench(args, Path(tmp), load, server_cpu, upstream, redis,
+                      signer.new_keys(args.keys), py_spy)
+        rounds = [measure_round(bench, configs, n, args.rounds) for n in range(args.rounds)]
+        info = machine(load, kind, harness.find_redis())
+    return report(bench, rounds, info, started)
+
+
+def measure_round(bench: Bench, configs: list[Config], number: int,
+                  total: int) -> dict[str, Row]:
+    rows = {}
+    for config in configs:
+        prefix = f"[round {number + 1}/{total}] " if total > 1 else ""
+        print(f"{prefix}{config.label} ...", flush=True)
+        # py-spy: every Python server under test, in the last round only.
+        profile = bench.args.profile and number == total - 1 and config.key != "direct"
+        row = bench.measure(config, profile=profile)
+        print(f"    {row.rps:.0f} req/s, p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms, "
+              f"server CPU {row.server_cpu_percent:.0f}%", flush=True)
+        rows[config.key] = row
+    return rows
+
+
+def report(bench: Bench, rounds: list[dict[str, Row]], info: dict[str, object],
+           started: datetime.datetime) -> int:
+    args = bench.args
+    rows = median_rows(rounds)
+    summary = median_ratios(rounds)
+    print()
+    print_table(rows)
+    met = print_ratios(summary, len(rounds))
+    for key, profile in bench.profiles.items():
+        print(f"\npy-spy, {CONFIGS[key].label} ({args.output.parent / f'profile-{key}.txt'}):")
+        print(_profile_text(profile))
+    document = {
+        "command": " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]]),
+        "started": started.isoformat(timespec="seconds"),
+        "duration_seconds": args.duration, "connections": args.connections,
+        "warmup_seconds": args.warmup, "dpop_keys": args.keys,
+        "cpus": {"server": bench.server_cpu, "load_upstream_redis": bench.load.cpu},
+        "machine": info, "targets": TARGETS,
+        "results": {k: asdict(r) for k, r in rows.items()},
+        "ratios": summary,
+        "rounds": [{k: asdict(r) for k, r in rnd.items()} for rnd in rounds],
+        "profiles": bench.profiles,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nwritten: {args.output}")
+    return 3 if args.check_targets and not met else 0
+
+
+def _profile_text(profile: dict[str, object]) -> str:
+    us = float(profile.get("server_cpu_us_per_request", 0.0))  # type: ignore[arg-type]
+    lines = [f"  {profile['samples']} samples (CPU time only); µs = share x {us:.0f} µs, the "
+             "CPU time per request of the measured run"]
+
+    def render(r: dict[str, object]) -> str:
+        share = float(r["percent"])  # type: ignore[arg-type]
+        return f"    {share:5.1f}% {share * us / 100:6.1f} µs  {r['where']}"
+
+    for title, key, top in (("where the time goes (innermost stage, adds up to 100%)",
+                             "stages", 30), ("top functions by own time", "own", 15),
+                            ("sidecar functions by inclusive time", "sidecar_inclusive", 20)):
+        lines.append(f"  {title}:")
+        lines += [render(r) for r in profile.get(key, [])[:top]]  # type: ignore[attr-defined]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except BenchError as exc:
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
