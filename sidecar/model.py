@@ -12,8 +12,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar, overload
 
 from sidecar.errors import OAuthError
+
+T = TypeVar("T")
 
 
 class Action(enum.StrEnum):
@@ -57,6 +60,20 @@ class FormParams(Mapping[str, str]):
 
     def get_all(self, name: str) -> tuple[str, ...]:
         return self._values.get(name, ())
+
+    # Mapping's own get() and `in` go through __getitem__ and a caught KeyError for every
+    # absent parameter; the steps ask for many absent ones on every request.
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | T) -> str | T: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        values = self._values.get(name)
+        return values[0] if values else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
 
     def __repr__(self) -> str:
         # Parameters hold secrets (client_secret, password, tokens): never print values.

@@ -166,7 +166,8 @@ class StoreSettings:
     url: str = key("memory://", _store_url)
     failure_mode: str = key("closed", _one_of("closed", "open"))
     key_prefix: str = key("token-sidecar:")
-    memory_max_entries: int = key(100_000, _positive)
+    # At least the DPoP rate times the replay window (71 s by default); ~350 bytes an entry.
+    memory_max_entries: int = key(250_000, _positive)
     # Bounded waits: a Redis that hangs must not hang token requests.
     connect_timeout_seconds: float = key(0.05, _positive)
     command_timeout_seconds: float = key(0.05, _positive)

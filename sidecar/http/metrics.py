@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -33,6 +33,8 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 _STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 _KNOWN_GRANTS = frozenset(GRANT_TYPES)
 T = TypeVar("T")
+_MAX_CACHED_CHILDREN = 4096  # label sets are bounded; this bounds the cache all the same
+_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 def multiprocess_dir() -> str | None:
@@ -88,6 +90,18 @@ class Metrics:
                                       registry=r)
         self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
         self.build_info.info({"version": __version__})
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: prometheus-client validates and locks on
+        every `labels()` call, a cost each token request would pay several times."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = metric.labels(*labels)
+            if len(self._children) < _MAX_CACHED_CHILDREN:
+                self._children[key] = found
+        return found
 
     def observe_request(self, *, action: str, grant_type: str, result_code: str,
                         client_id: str, duration: float) -> None:
@@ -95,11 +109,11 @@ class Metrics:
         labels = [action, grant, result_code]
         if self.client_id_label:
             labels.append(client_id)
-        self.requests.labels(*labels).inc()
-        self.request_duration.labels(action).observe(duration)
+        self.child(self.requests, *labels).inc()
+        self.child(self.request_duration, action).observe(duration)
 
     def observe_upstream(self, status: int, duration: float) -> None:
-        self.upstream_responses.labels(f"{status // 100}xx").inc()
+        self.child(self.upstream_responses, _STATUS_CLASSES.get(status // 100, "other")).inc()
         self.upstream_duration.observe(duration)
 
     def exposition(self) -> bytes:
@@ -120,7 +134,7 @@ class InstrumentedStore:
     async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
         first = await self._timed("first_use", self.inner.first_use(kind, value, ttl_seconds))
         if not first:
-            self._metrics.replays_rejected.labels(kind).inc()
+            self._metrics.child(self._metrics.replays_rejected, kind).inc()
         return first
 
     async def get_binding(self, kind: str, value: str) -> str | None:
@@ -141,7 +155,8 @@ class InstrumentedStore:
         try:
             return await call
         except StoreError:
-            self._metrics.store_errors.labels(operation).inc()
+            self._metrics.child(self._metrics.store_errors, operation).inc()
             raise
         finally:
-            self._metrics.store_duration.labels(operation).observe(time.perf_counter() - started)
+            self._metrics.child(self._metrics.store_duration, operation).observe(
+                time.perf_counter() - started)
