@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from sidecar.core.registry import registry_from_mapping
 from sidecar.core.secrets import SecretVerifier
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
+from tests.support.fakes import FakeClock
 from tests.support.servers import free_port, start_app
 
 ISSUER = "https://as.example.com"
@@ -204,14 +204,6 @@ async def test_https_and_no_downgrade(key_server: KeyServer, tmp_path: Path) -> 
 
 # ---------------------------------------------------------------------------------------
 # The key rotates at a real jwks_uri; the sidecar follows without restart.
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = float(int(time.time()))
-
-    def now(self) -> float:
-        return self.t
 
 
 def client_assertion(server: KeyServer, now: float) -> str:

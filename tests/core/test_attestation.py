@@ -41,12 +41,13 @@ from sidecar.core.client_auth import ClientCredentials
 from sidecar.core.client_authn import AuthenticatedClient
 from sidecar.core.dpop import DpopPolicy, DpopProof, validate_proof
 from sidecar.core.jwk import thumbprint
-from sidecar.core.jwks import CachingJwksSource, FetchError, StaticJwksSource
+from sidecar.core.jwks import CachingJwksSource, StaticJwksSource
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.registry import Client, Registry
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 from sidecar.settings import ConfigError, DpopSettings
+from tests.support.fakes import FakeClock, ScriptedFetcher
 
 AS_ISSUER = "https://as.example.com"
 ENDPOINT = "https://as.example.com/token"
@@ -57,26 +58,6 @@ REMOTE_URI = "https://remote-attester.example.com/jwks"
 NOW = float(int(time.time()))
 SECRET = "an-attestation-challenge-secret-0123456789"
 OTHER_SECRET = "another-attestation-challenge-secret-987654"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = NOW
-
-    def now(self) -> float:
-        return self.t
-
-
-class ScriptedFetcher:
-    def __init__(self) -> None:
-        self.documents: dict[str, object] = {}
-        self.calls = 0
-
-    async def get_json(self, url: str) -> object:
-        self.calls += 1
-        if url not in self.documents:
-            raise FetchError(f"{url}: HTTP status 500")
-        return self.documents[url]
 
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -132,7 +113,7 @@ class World:
         self.attester_key = ec.generate_private_key(ec.SECP256R1())
         self.ed_attester_key = ed25519.Ed25519PrivateKey.generate()
         self.remote_key = ec.generate_private_key(ec.SECP256R1())
-        self.clock = FakeClock()
+        self.clock = FakeClock(NOW)
         self.store = MemoryStore(1000, "t:", self.clock)
         self.fetcher = ScriptedFetcher()
         self.fetcher.documents[REMOTE_URI] = {"keys": [public_jwk(self.remote_key, kid="r1")]}

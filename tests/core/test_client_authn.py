@@ -44,7 +44,7 @@ from sidecar.core.client_authn import (
     context_headers,
     dpop_nonce_required,
 )
-from sidecar.core.jwks import CachingJwksSource, FetchError
+from sidecar.core.jwks import CachingJwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.registry import Registry, registry_from_mapping
 from sidecar.core.secrets import SecretVerifier
@@ -52,6 +52,7 @@ from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 from sidecar.ports import StoreError
 from sidecar.settings import settings_from_mapping
+from tests.support.fakes import FakeClock, ScriptedFetcher
 
 ISSUER = "https://as.example.com"
 ENDPOINT = "https://as.example.com/token"
@@ -63,26 +64,6 @@ JWKS_URI = "https://keys.example.com/device.jwks"
 SIGNER_URI = "https://keys.example.com/signer.jwks"
 FAST_ARGON2 = argon2.PasswordHasher(time_cost=5, memory_cost=7168, parallelism=1)
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # slow: made once
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
-
-
-class ScriptedFetcher:
-    def __init__(self) -> None:
-        self.documents: dict[str, object] = {}
-        self.calls = 0
-
-    async def get_json(self, url: str) -> object:
-        self.calls += 1
-        if url not in self.documents:
-            raise FetchError(f"{url}: HTTP status 404")
-        return self.documents[url]
 
 
 def public_jwk(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, **extra: Any) -> dict[str, Any]:
@@ -254,8 +235,8 @@ def world(tmp_path: Path) -> World:
          "grant_types": ["authorization_code", "refresh_token"], "dpop_bound_access_tokens": True,
          "dpop_nonce_required": True, "tls_client_certificate_bound_access_tokens": True},
     ]}
-    clock = FakeClock()
-    fetcher = ScriptedFetcher()
+    clock = FakeClock(NOW)
+    fetcher = ScriptedFetcher(404)
     fetcher.documents[SIGNER_URI] = {"keys": [public_jwk(signer_key, kid="k1")]}
     fetcher.documents[JWKS_URI] = {"keys": [x5c_jwk(device_key, device_cert)]}
     return World(

@@ -19,7 +19,6 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from sidecar.core.jwks import (
     CachingJwksSource,
-    FetchError,
     JwksError,
     StaticJwksSource,
     TimeRules,
@@ -32,14 +31,7 @@ from sidecar.core.jwks import (
     verify_hmac,
     verify_signature,
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.t = now
-
-    def now(self) -> float:
-        return self.t
+from tests.support.fakes import FakeClock, ScriptedFetcher
 
 
 def ec_key() -> ec.EllipticCurvePrivateKey:
@@ -254,30 +246,12 @@ def test_audience_matches(aud: object, sole: bool, expected: bool) -> None:
 URI = "https://keys.example.com/jwks"
 
 
-class ScriptedFetcher:
-    """Serves a mutable document per URL; counts the calls; can fail or be slow."""
-
-    def __init__(self) -> None:
-        self.documents: dict[str, object] = {}
-        self.calls = 0
-        self.fail = False
-        self.delay = 0.0
-
-    async def get_json(self, url: str) -> object:
-        self.calls += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.fail or url not in self.documents:
-            raise FetchError(f"{url}: HTTP status 503")
-        return self.documents[url]
-
-
 def jwks_with(*kids: str) -> dict[str, Any]:
     return {"keys": [public_jwk(ec_key(), kid=kid) for kid in kids]}
 
 
 async def test_cache_serves_fresh_keys_without_fetching() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     fetcher.documents[URI] = jwks_with("a")
     source = CachingJwksSource(fetcher, clock)
     first = await source.keys_for("c", URI, "a")
@@ -288,7 +262,7 @@ async def test_cache_serves_fresh_keys_without_fetching() -> None:
 
 
 async def test_unknown_kid_refetches_at_most_once_per_minute() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     fetcher.documents[URI] = jwks_with("a")
     source = CachingJwksSource(fetcher, clock)
     await source.keys_for("c", URI, "a")
@@ -310,7 +284,7 @@ async def test_unknown_kid_refetches_at_most_once_per_minute() -> None:
 
 
 async def test_unknown_certificate_thumbprint_refetches() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     fetcher.documents[URI] = jwks_with("a")
     source = CachingJwksSource(fetcher, clock)
     await source.keys_for("c", URI)
@@ -320,7 +294,7 @@ async def test_unknown_certificate_thumbprint_refetches() -> None:
 
 
 async def test_expired_cache_is_refetched() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     fetcher.documents[URI] = jwks_with("a")
     source = CachingJwksSource(fetcher, clock, ttl_seconds=300)
     await source.keys_for("c", URI)
@@ -330,7 +304,7 @@ async def test_expired_cache_is_refetched() -> None:
 
 
 async def test_fetch_failure_serves_stale_keys_for_a_while_then_fails() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     fetcher.documents[URI] = jwks_with("a")
     source = CachingJwksSource(fetcher, clock, ttl_seconds=300, stale_if_error_seconds=600)
     keys = await source.keys_for("c", URI)
@@ -345,7 +319,7 @@ async def test_fetch_failure_serves_stale_keys_for_a_while_then_fails() -> None:
 
 
 async def test_failure_without_keys_is_remembered_for_a_minute() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     source = CachingJwksSource(fetcher, clock)
     for _ in range(3):
         with pytest.raises(JwksError, match="503"):
@@ -357,14 +331,14 @@ async def test_failure_without_keys_is_remembered_for_a_minute() -> None:
 
 
 async def test_bad_document_is_an_error() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     fetcher.documents[URI] = {"keys": "nope"}
     with pytest.raises(JwksError, match="keys"):
         await CachingJwksSource(fetcher, clock).keys_for("c", URI)
 
 
 async def test_concurrent_requests_share_one_fetch() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     fetcher.documents[URI] = jwks_with("a")
     fetcher.delay = 0.05
     source = CachingJwksSource(fetcher, clock)
@@ -374,7 +348,7 @@ async def test_concurrent_requests_share_one_fetch() -> None:
 
 
 async def test_cache_is_bounded() -> None:
-    fetcher, clock = ScriptedFetcher(), FakeClock()
+    fetcher, clock = ScriptedFetcher(503), FakeClock(1_700_000_000.0)
     for i in range(5):
         fetcher.documents[f"{URI}/{i}"] = jwks_with("a")
     source = CachingJwksSource(fetcher, clock, max_uris=2)

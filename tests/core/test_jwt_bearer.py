@@ -17,7 +17,7 @@ from joserfc.jwk import RSAKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from sidecar.adapters.memory import MemoryStore
-from sidecar.core.jwks import CachingJwksSource, FetchError, StaticJwksSource
+from sidecar.core.jwks import CachingJwksSource, StaticJwksSource
 from sidecar.core.jwt_bearer import (
     JwtBearerAssertion,
     JwtBearerPolicy,
@@ -27,6 +27,7 @@ from sidecar.core.jwt_bearer import (
 )
 from sidecar.errors import OAuthError
 from sidecar.settings import ConfigError, settings_from_mapping
+from tests.support.fakes import FakeClock, ScriptedFetcher
 
 AS_ISSUER = "https://as.example.com"
 ENDPOINT = "https://as.example.com/token"
@@ -35,26 +36,6 @@ REMOTE_IDP = "https://remote-idp.example.com"
 REMOTE_URI = "https://remote-idp.example.com/jwks"
 NOW = float(int(time.time()))
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = NOW
-
-    def now(self) -> float:
-        return self.t
-
-
-class ScriptedFetcher:
-    def __init__(self) -> None:
-        self.documents: dict[str, object] = {}
-        self.calls = 0
-
-    async def get_json(self, url: str) -> object:
-        self.calls += 1
-        if url not in self.documents:
-            raise FetchError(f"{url}: HTTP status 500")
-        return self.documents[url]
 
 
 def public_jwk(key: Any, **extra: Any) -> dict[str, Any]:
@@ -67,7 +48,7 @@ class Env:
     def __init__(self, tmp_path: Path) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.remote_key = ec.generate_private_key(ec.SECP256R1())
-        self.clock = FakeClock()
+        self.clock = FakeClock(NOW)
         self.store = MemoryStore(1000, "t:", self.clock)
         self.fetcher = ScriptedFetcher()
         self.fetcher.documents[REMOTE_URI] = {"keys": [public_jwk(self.remote_key, kid="r1")]}
@@ -222,7 +203,7 @@ async def test_policy_from_settings(tmp_path: Path) -> None:
     assert policy.audiences == frozenset({AS_ISSUER, ENDPOINT})
     assert policy.issuers == {IDP: issuer} and policy.time_rules.leeway_seconds == 10
     source = StaticJwksSource()
-    store = MemoryStore(10, "x", FakeClock())
+    store = MemoryStore(10, "x", FakeClock(NOW))
     result = await verify_jwt_bearer(grant(ec.generate_private_key(ec.SECP256R1())),
                                      policy=policy, now=NOW, store=store, jwks=source)
     assert isinstance(result, OAuthError) and result.result_code == "jwt_bearer.bad_signature"
