@@ -43,7 +43,10 @@ HMAC_SECRET = "an HMAC secret, long enough: +%:é 0123456789"
 FAST_ARGON2 = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
-class FakeClock:
+class ShiftedClock:
+    """Real time, moved forward at will: the assertions in these tests are signed with the
+    real time, and the test skips a minute of it."""
+
     def __init__(self) -> None:
         self.offset = 0.0
 
@@ -452,7 +455,7 @@ token_endpoint_auth_method = "private_key_jwt"
 jwks_uri = "{url}/jwks"
 grant_types = ["client_credentials"]
 ''')
-    clock = FakeClock()
+    clock = ShiftedClock()
     sidecar = await sidecar_factory(clock=clock, clients={"registry_file": str(registry)})
 
     def signed_body(kid: str) -> str:
