@@ -24,6 +24,13 @@ from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import ClientsSettings, ConfigError, Settings
 
 CONTEXT_PREFIX = "X-Token-"
+# The certificate headers front proxies write. From an untrusted peer they are dropped, the
+# configured one or not: the upstream may read one of them itself.
+KNOWN_CERT_HEADERS = (
+    "X-SSL-Client-Cert", "SSL-Client-Cert", "X-Client-Cert", "X-Forwarded-Client-Cert",
+    "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
+    "X-Amzn-Mtls-Clientcert", "X-Amzn-Mtls-Clientcert-Leaf", "Client-Cert", "Client-Cert-Chain",
+)
 log = logging.getLogger("token_sidecar.runtime")
 
 
@@ -192,7 +199,8 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
                 resources.clients.secrets),
         upstream=Upstream(resources.session, settings.upstream),
         stripped_headers=tuple(h for h in (trust.client_cert_header,
-                                           trust.client_cert_chain_header) if h),
+                                           trust.client_cert_chain_header,
+                                           *KNOWN_CERT_HEADERS) if h),
     )
 
 

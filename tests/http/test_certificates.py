@@ -75,6 +75,12 @@ async def test_certificate_header_from_an_untrusted_peer_is_dropped(
     async with client.get(sidecar.url + "/userinfo", headers=headers) as response:
         assert response.status == 200
     assert "X-SSL-Client-Cert" not in sidecar.upstream.last.headers
+    # Nor any other proxy's certificate header, configured or not: the upstream may read one.
+    others = {"X-Forwarded-Client-Cert": "Cert=x", "Client-Cert": ":AAAA:",
+              "X-Forwarded-Tls-Client-Cert": "AAAA", "X-Amzn-Mtls-Clientcert": "x"}
+    async with client.post(sidecar.token_url, data=BODY, headers={**FORM, **others}) as r:
+        assert r.status == 200
+    assert not set(others) & set(sidecar.upstream.last.headers)
 
 
 async def test_garbage_from_an_untrusted_peer_is_ignored(
