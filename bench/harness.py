@@ -1,12 +1,14 @@
-"""Processes for bench/run.py: the upstream (nginx or aiohttp), redis-server, the servers under
-test, the load generator, and CPU accounting from /proc. Every process is started pinned to
-one CPU (`taskset -c N`), tracked by its pid, and stopped by that pid only.
+"""Processes for bench/run.py: the upstream (nginx or aiohttp), redis-server, a 3-master Redis
+Cluster (tests/support/redis_cluster.py's LocalCluster), the servers under test, the load
+generator, and CPU accounting from /proc. Every process is started pinned to one CPU
+(`taskset -c N`), tracked by its pid, and stopped by that pid only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -16,6 +18,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.redis_cluster import LocalCluster
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -185,6 +191,60 @@ def redis_server(workdir: Path, cpu: int | None, binary: str) -> Service:
             "--appendonly", "no", "--dir", str(directory), "--daemonize", "no",
             "--protected-mode", "no", "--loglevel", "warning"]
     return Service("redis-server", argv, port, workdir / "redis.out", cpu).start()
+
+
+def find_redis_cli(server_binary: str) -> str | None:
+    """redis-cli next to redis-server (LocalCluster looks for it there), else on PATH."""
+    for candidate in (str(Path(server_binary).with_name("redis-cli")), shutil.which("redis-cli")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def redis_cluster(workdir: Path, cpu: int | None, binary: str, cli: str) -> LocalCluster:
+    """A started 3-master Redis Cluster (no replicas, no persistence), every node pinned to
+    `cpu`: the test suite's LocalCluster, imported from tests/support, given a `redis-server`
+    that is a wrapper `exec taskset -c <cpu> <binary> "$@"` (the node keeps the wrapper's pid,
+    so LocalCluster still stops it by its pid), with `redis-cli` beside it (where LocalCluster
+    looks for it). Stop it with `.stop()`."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.support.redis_cluster import LocalCluster, StartError  # noqa: PLC0415
+
+    directory = workdir / "redis-cluster-bin"
+    directory.mkdir(exist_ok=True)
+    server = directory / "redis-server"
+    if cpu is None:
+        server.symlink_to(binary)
+    else:
+        server.write_text(f'#!/bin/sh\nexec taskset -c {cpu} {shlex.quote(binary)} "$@"\n')
+        server.chmod(0o755)
+    (directory / "redis-cli").symlink_to(cli)
+    cluster = LocalCluster(masters=3, binary=str(server))
+    try:
+        cluster.start()  # stops the nodes it started when it fails
+    except (StartError, OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"the Redis Cluster did not start: {exc}") from None
+    return cluster
+
+
+def unpinned_redis(cpu: int, binary: str, ports: Sequence[int]) -> list[str]:
+    """The redis-server processes listening on `ports` (by their process title, "<binary>
+    127.0.0.1:<port> [cluster]") that may run on another CPU than `cpu`, or are not found: a
+    check that the pinning took."""
+    found: dict[int, set[int]] = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith(binary + " "):
+                continue
+            port = next((p for p in ports if f":{p} " in title + " "), None)
+            if port is not None:
+                found[port] = os.sched_getaffinity(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return [f"port {p}: " + (f"CPUs {sorted(found[p])}" if p in found else "no process")
+            for p in ports if found.get(p) != {cpu}]
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ pass-through measured in the same run on the same core.
     .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--redis] [--profile]
 
 It sets up everything itself and tears it down: a fast upstream token endpoint (Debian's nginx
-returning a fixed token JSON, else a minimal aiohttp app), redis-server on a free port, the
-servers under test as real processes, and `wrk` with bench/dpop.lua (else the weaker Python
-generator bench/pyload.py). The server under test is pinned to one CPU (`--server-cpu`,
-default the first allowed CPU), the load generator, the upstream and Redis to another
+returning a fixed token JSON, else a minimal aiohttp app), redis-server on a free port, a
+3-master Redis Cluster (tests/support/redis_cluster.py's LocalCluster), the servers under test
+as real processes, and `wrk` with bench/dpop.lua (else the weaker Python generator
+bench/pyload.py). The server under test is pinned to one CPU (`--server-cpu`, default the first
+allowed CPU), the load generator, the upstream, Redis and the Cluster's nodes to another
 (`--load-cpu`, the second), so every configuration is measured on the same core.
 
 Configurations, same duration and connections (a 2 s warm-up before each):
@@ -16,12 +17,16 @@ Configurations, same duration and connections (a 2 s warm-up before each):
   nodpop       the sidecar, client_credentials with client_id, no DPoP
   dpop-memory  the sidecar, DPoP ES256, store memory://
   dpop-redis   the sidecar, DPoP ES256, store redis:// (unless --no-redis)
+  dpop-cluster the sidecar, DPoP ES256, store redis+cluster:// on 3 masters (unless
+               --no-cluster or --no-redis)
 with --info-log also nodpop-info and dpop-memory-info: the same at logging.level "info" (one
 JSON access-log line per request, to a file); the other rows run at "warning".
 
 Every DPoP request carries its own proof (a jti is single-use), signed just before the run
 (bench/signer.py) and read from a file by the load generator. A run with any non-2xx answer
-or socket error is invalid: the bench stops with exit status 1. Results go to stdout and to
+or socket error is invalid: the bench stops with exit status 1. Besides the ratios, the
+replay-check cost: each Redis row against DPoP with the memory store (req/s ratio, added
+p50/p99 latency, added CPU time per request). Results go to stdout and to
 bench/results/latest.json. With --profile, each Python server under test (plain pass-through,
 sidecar) gets one more run with py-spy attached (never the reported one): its collapsed
 stacks go to bench/results/profile-<config>.txt, and where its CPU time goes to stdout.
@@ -37,6 +42,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -57,6 +63,9 @@ RESULTS = harness.BENCH / "results"
 BODY = b"grant_type=client_credentials&client_id=bench-client"
 FORM = "application/x-www-form-urlencoded"
 TARGETS = {"dpop-memory": 0.5, "dpop-redis": 0.4}  # x sidecar no-DPoP, same run, same core
+# The replay-check cost: these rows against DPoP with the memory store, same load.
+REPLAY_BASE = "dpop-memory"
+REPLAY_ROWS = {"dpop-redis": "standalone Redis", "dpop-cluster": "Redis Cluster, 3 masters"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class Config:
     key: str
     label: str
     dpop: bool = False
-    store: str = ""  # "memory" or "redis" for the sidecar, "" for the others
+    store: str = ""  # "memory", "redis" or "cluster" for the sidecar, "" for the others
     log_level: str = "warning"
 
 
@@ -74,6 +83,7 @@ CONFIGS = {c.key: c for c in (
     Config("nodpop", "sidecar, no DPoP", store="memory"),
     Config("dpop-memory", "sidecar, DPoP ES256, memory store", dpop=True, store="memory"),
     Config("dpop-redis", "sidecar, DPoP ES256, Redis store", dpop=True, store="redis"),
+    Config("dpop-cluster", "sidecar, DPoP ES256, Redis Cluster", dpop=True, store="cluster"),
     Config("nodpop-info", "sidecar, no DPoP, log info", store="memory", log_level="info"),
     Config("dpop-memory-info", "sidecar, DPoP memory, log info", dpop=True, store="memory",
            log_level="info"),
@@ -115,6 +125,7 @@ class Bench:
     server_cpu: int | None
     upstream: Service
     redis: Service | None
+    cluster_url: str | None  # redis+cluster://h:p1,h:p2,h:p3 when the Cluster runs
     keys: list[int]
     py_spy: str | None
     rate_hint: float = 0.0
@@ -150,8 +161,15 @@ class Bench:
             # set too, for when the adapter reads them.
             store_url = (f"redis://127.0.0.1:{self.redis.port}/0"
                          "?socket_timeout=0.5&socket_connect_timeout=0.5")
+        elif config.store == "cluster":
+            assert self.cluster_url is not None
+            # A Cluster URL takes no timeouts: store.*_timeout_seconds (0.5 s) below apply.
+            store_url = self.cluster_url
         else:
             store_url = "memory://"
+        # A fresh key prefix for every sidecar started (Redis keeps the keys of earlier runs
+        # until their TTL), as long as the default one ("token-sidecar:"), without "{}".
+        prefix = f"bench{secrets.token_hex(4)}:"
         return f"""# generated by bench/run.py
 [server]
 listen = "127.0.0.1:{port}"
@@ -164,6 +182,7 @@ url = "{self.upstream_url}"
 
 [store]
 url = "{store_url}"
+key_prefix = "{prefix}"
 connect_timeout_seconds = 0.5
 command_timeout_seconds = 0.5
 
@@ -360,8 +379,8 @@ def ratios(rows: dict[str, Row]) -> dict[str, dict[str, float]]:
     target's definition), and of CPU time per request inverted (base µs / row µs), which
     other processes on the machine disturb much less than req/s."""
     pairs = [(key, "plain") for key in rows if key not in ("direct", "plain")]
-    pairs += [("dpop-memory", "nodpop"), ("dpop-redis", "nodpop"), ("nodpop-info", "nodpop"),
-              ("dpop-memory-info", "dpop-memory")]
+    pairs += [("dpop-memory", "nodpop"), ("dpop-redis", "nodpop"), ("dpop-cluster", "nodpop"),
+              ("nodpop-info", "nodpop"), ("dpop-memory-info", "dpop-memory")]
     out: dict[str, dict[str, float]] = {}
     for key, base in pairs:
         if key in rows and base in rows:
@@ -390,6 +409,48 @@ def median_ratios(rounds: list[dict[str, Row]]) -> dict[str, dict[str, float]]:
         out[name] = {"median": round(statistics.median(rps), 3), "min": min(rps),
                      "max": max(rps), "cpu_median": round(statistics.median(cpu), 3)}
     return out
+
+
+def replay_costs(rounds: list[dict[str, Row]]) -> dict[str, dict[str, object]]:
+    """What the replay check costs on Redis: each REPLAY_ROWS row against DPoP with the memory
+    store, paired within a round (same load, minutes apart at most), the median over rounds:
+    req/s ratio (with min-max), added p50 and p99 latency (ms), added CPU time per request
+    (µs)."""
+    out: dict[str, dict[str, object]] = {}
+    for key, store in REPLAY_ROWS.items():
+        pairs = [(r[key], r[REPLAY_BASE]) for r in rounds if key in r and REPLAY_BASE in r]
+        if not pairs:
+            continue
+        rps = [row.rps / base.rps for row, base in pairs]
+        out[f"{key} / {REPLAY_BASE}"] = {
+            "store": store, "rounds": len(pairs),
+            "rps_ratio": round(statistics.median(rps), 3),
+            "rps_ratio_min": round(min(rps), 3), "rps_ratio_max": round(max(rps), 3),
+            "added_p50_ms": round(statistics.median(r.p50_ms - b.p50_ms for r, b in pairs), 3),
+            "added_p99_ms": round(statistics.median(r.p99_ms - b.p99_ms for r, b in pairs), 3),
+            "added_cpu_us_per_request": round(statistics.median(
+                r.server_cpu_us_per_request - b.server_cpu_us_per_request for r, b in pairs), 1),
+        }
+    return out
+
+
+def print_replay_costs(costs: dict[str, dict[str, object]], rows: dict[str, Row]) -> None:
+    base = rows.get(REPLAY_BASE)
+    if not costs or base is None:
+        return
+    several = max(int(c["rounds"]) for c in costs.values()) > 1  # type: ignore[call-overload]
+    print(f"\nreplay-check cost: each store against the memory store"
+          f"{' (per round, median of the rounds)' if several else ''}; memory: "
+          f"{base.rps:.0f} req/s, p50 {base.p50_ms:.2f} ms, p99 {base.p99_ms:.2f} ms, "
+          f"{base.server_cpu_us_per_request:.0f} µs/req")
+    print(f"  {'store':<26} {'req/s ratio':>11}{'  [min-max]' if several else ''} "
+          f"{'+p50 ms':>8} {'+p99 ms':>8} {'+CPU µs/req':>12}")
+    for cost in costs.values():
+        spread = (f"  [{cost['rps_ratio_min']:.2f}-{cost['rps_ratio_max']:.2f}]"
+                  if several else "")
+        print(f"  {cost['store']:<26} {cost['rps_ratio']:>11.2f}{spread} "
+              f"{cost['added_p50_ms']:>+8.2f} {cost['added_p99_ms']:>+8.2f} "
+              f"{cost['added_cpu_us_per_request']:>+12.0f}")
 
 
 def print_table(rows: dict[str, Row]) -> None:
@@ -451,7 +512,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     redis.add_argument("--redis", dest="redis", action="store_true", default=None,
                        help="measure the Redis store (fail without redis-server); "
                             "default: when redis-server is installed")
-    redis.add_argument("--no-redis", dest="redis", action="store_false")
+    redis.add_argument("--no-redis", dest="redis", action="store_false",
+                       help="no Redis at all: neither the Redis row nor, unless --cluster, "
+                            "the Cluster row")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--cluster", dest="cluster", action="store_true", default=None,
+                         help="measure the store on a 3-master Redis Cluster (fail without "
+                              "redis-server and redis-cli); default: when both are installed")
+    cluster.add_argument("--no-cluster", dest="cluster", action="store_false",
+                         help="skip the Redis Cluster row")
     parser.add_argument("--retries", type=int, default=2,
                         help="measure a run again when other processes disturbed it (2)")
     parser.add_argument("--profile", action="store_true",
@@ -473,16 +542,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def choose_configs(args: argparse.Namespace, redis_binary: str | None) -> list[Config]:
+def choose_configs(args: argparse.Namespace, redis_binary: str | None,
+                   redis_cli: str | None) -> list[Config]:
     if args.only:
         keys = [k.strip() for k in args.only.split(",") if k.strip()]
         unknown = [k for k in keys if k not in CONFIGS]
         if unknown:
             raise BenchError(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
     else:
-        keys = ["direct", "plain", "nodpop", "dpop-memory", "dpop-redis"]
+        keys = ["direct", "plain", "nodpop", "dpop-memory", "dpop-redis", "dpop-cluster"]
         if args.info_log:
             keys += ["nodpop-info", "dpop-memory-info"]
+    if args.cluster is False or (args.cluster is None and args.redis is False):
+        keys = [k for k in keys if k != "dpop-cluster"]
+    elif "dpop-cluster" in keys and (redis_binary is None or redis_cli is None):
+        if args.cluster:
+            raise BenchError("--cluster: redis-server and redis-cli are needed (apt-get install "
+                             "redis-server, or set REDIS_SERVER)")
+        print("note: redis-server or redis-cli not found, the Redis Cluster configuration is "
+              "skipped")
+        keys.remove("dpop-cluster")
     if args.redis is False:
         keys = [k for k in keys if k != "dpop-redis"]
     elif "dpop-redis" in keys and redis_binary is None:
@@ -545,29 +624,52 @@ def machine(load: Load, upstream: str, redis_binary: str | None) -> dict[str, ob
     }
 
 
+@dataclass
+class Services:
+    upstream: Service
+    kind: str  # nginx's path or "aiohttp"
+    redis: Service | None = None
+    cluster_url: str | None = None
+
+
 @contextlib.contextmanager
 def services(args: argparse.Namespace, workdir: Path, load_cpu: int | None,
-             want_redis: bool) -> Iterator[tuple[Service, Service | None, str]]:
+             configs: list[Config]) -> Iterator[Services]:
     nginx = harness.find_nginx() if args.upstream in ("auto", "nginx") else None
     if args.upstream == "nginx" and nginx is None:
         raise BenchError("--upstream nginx: nginx is not installed (apt-get install nginx)")
     upstream = (harness.nginx_upstream(workdir, load_cpu, nginx) if nginx
                 else harness.aiohttp_upstream(workdir, load_cpu))
-    redis = None
+    found = Services(upstream, nginx or "aiohttp")
+    cluster = None
     try:
         redis_binary = harness.find_redis()
-        if want_redis and redis_binary:
-            redis = harness.redis_server(workdir, load_cpu, redis_binary)
-        yield upstream, redis, nginx or "aiohttp"
+        if redis_binary and any(c.store == "redis" for c in configs):
+            found.redis = harness.redis_server(workdir, load_cpu, redis_binary)
+        redis_cli = harness.find_redis_cli(redis_binary) if redis_binary else None
+        if redis_binary and redis_cli and any(c.store == "cluster" for c in configs):
+            cluster = harness.redis_cluster(workdir, load_cpu, redis_binary, redis_cli)
+            if load_cpu is not None:
+                wrong = harness.unpinned_redis(load_cpu, redis_binary,
+                                               [n.port for n in cluster.nodes])
+                if wrong:
+                    raise BenchError(f"Redis Cluster nodes not pinned to CPU {load_cpu}: "
+                                     f"{'; '.join(wrong)}")
+            found.cluster_url = cluster.url
+        yield found
     finally:
-        if redis is not None:
-            redis.stop()
+        if cluster is not None:
+            cluster.stop()
+        if found.redis is not None:
+            found.redis.stop()
         upstream.stop()
 
 
 def run(args: argparse.Namespace) -> int:
     server_cpu, load_cpu = choose_cpus(args)
-    configs = choose_configs(args, harness.find_redis())
+    redis_binary = harness.find_redis()
+    configs = choose_configs(args, redis_binary,
+                             harness.find_redis_cli(redis_binary) if redis_binary else None)
     load = choose_load(args, load_cpu)
     py_spy = spy.find_py_spy() if args.profile else None
     if args.profile and not py_spy:
@@ -575,15 +677,15 @@ def run(args: argparse.Namespace) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.UTC)
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp, \
-            services(args, Path(tmp), load_cpu,
-                     any(c.store == "redis" for c in configs)) as (upstream, redis, kind):
+            services(args, Path(tmp), load_cpu, configs) as up:
         print(f"server under test on CPU {server_cpu}; {load.tool} ({load.threads} thread, "
-              f"{load.connections} connections), upstream ({kind}) and Redis on CPU "
-              f"{load_cpu}; {args.duration:g} s per run after {args.warmup:g} s warm-up")
-        bench = Bench(args, Path(tmp), load, server_cpu, upstream, redis,
+              f"{load.connections} connections), upstream ({up.kind}), Redis and the Redis "
+              f"Cluster's nodes on CPU {load_cpu}; {args.duration:g} s per run after "
+              f"{args.warmup:g} s warm-up")
+        bench = Bench(args, Path(tmp), load, server_cpu, up.upstream, up.redis, up.cluster_url,
                       signer.new_keys(args.keys), py_spy)
         rounds = [measure_round(bench, configs, n, args.rounds) for n in range(args.rounds)]
-        info = machine(load, kind, harness.find_redis())
+        info = machine(load, up.kind, redis_binary)
     return report(bench, rounds, info, started)
 
 
@@ -607,9 +709,11 @@ def report(bench: Bench, rounds: list[dict[str, Row]], info: dict[str, object],
     args = bench.args
     rows = median_rows(rounds)
     summary = median_ratios(rounds)
+    costs = replay_costs(rounds)
     print()
     print_table(rows)
     met = print_ratios(summary, len(rounds))
+    print_replay_costs(costs, rows)
     for key, profile in bench.profiles.items():
         print(f"\npy-spy, {CONFIGS[key].label} ({args.output.parent / f'profile-{key}.txt'}):")
         print(_profile_text(profile))
@@ -619,9 +723,12 @@ def report(bench: Bench, rounds: list[dict[str, Row]], info: dict[str, object],
         "duration_seconds": args.duration, "connections": args.connections,
         "warmup_seconds": args.warmup, "dpop_keys": args.keys,
         "cpus": {"server": bench.server_cpu, "load_upstream_redis": bench.load.cpu},
+        "redis_cluster": "3 masters, no replicas (tests/support/redis_cluster.py LocalCluster)"
+        if bench.cluster_url else "",
         "machine": info, "targets": TARGETS,
         "results": {k: asdict(r) for k, r in rows.items()},
         "ratios": summary,
+        "replay_check_cost": costs,
         "rounds": [{k: asdict(r) for k, r in rnd.items()} for rnd in rounds],
         "profiles": bench.profiles,
     }
