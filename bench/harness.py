@@ -209,7 +209,8 @@ def redis_cluster(workdir: Path, cpu: int | None, binary: str, cli: str) -> Loca
     looks for it). Stop it with `.stop()`."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from tests.support.redis_cluster import LocalCluster, StartError  # noqa: PLC0415
+    from tests.support.redis_cluster import LocalCluster  # noqa: PLC0415
+    from tests.support.redis_server import StartError  # noqa: PLC0415
 
     directory = workdir / "redis-cluster-bin"
     directory.mkdir(exist_ok=True)

@@ -50,15 +50,9 @@ from sidecar.adapters.redis import (
 )
 from sidecar.ports import StoreError, SystemClock, store_key
 from sidecar.settings import StoreSettings
-from tests.support.redis_cluster import (
-    LocalCluster,
-    LocalSentinel,
-    RedisProcess,
-    StartError,
-    server_args,
-)
+from tests.support.redis_cluster import LocalCluster, LocalSentinel
 from tests.support.redis_fixtures import MakeSentinel, redis_binary
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisProcess, RedisServer, StartError, server_args
 
 # Generous: a failure must come back as StoreError instead of hanging; not a speed bound.
 NO_HANG = 5.0
