@@ -1,17 +1,19 @@
 """The values that flow through one token request.
 
 `TokenRequest` is what the HTTP shell (or the decision API) hands to the core: the fields of
-the token API the product is modelled on (`parameters`, `clientId`/`clientSecret` from Basic,
-`clientCertificate`, `dpop`, `htm`, `htu`, the attestation headers), already read but not yet
-judged. `Decision` is what the core hands back: forward with context, or respond with an
-error. Both are immutable.
+the token API the product is modelled on (`parameters`, the Authorization header Basic
+credentials come from, `clientCertificate`, `dpop`, `htm` (the method), the attestation
+headers), already read but not yet judged. `htu` is not a request field: it is always the
+configured public URL, held by the policy, never what the client's Host header says.
+`Decision` is what the core hands back: forward with context, or respond with an error.
+Both are immutable.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar, overload
 
 from sidecar.errors import OAuthError
@@ -86,7 +88,6 @@ class TokenRequest:
 
     method: str
     parameters: FormParams
-    htu: str  # the configured public URL of the endpoint, never the client's Host header
     authorization: str | None = None
     client_cert_header: str | None = None  # only set when the peer is a trusted proxy
     client_cert_chain_header: str | None = None
@@ -95,9 +96,6 @@ class TokenRequest:
     attestation_pop: tuple[str, ...] = ()
     body: bytes = b""  # the entity body exactly as received, forwarded unchanged
 
-    @property
-    def htm(self) -> str:
-        return self.method
 
     def __repr__(self) -> str:
         return f"TokenRequest(method={self.method!r}, parameters={self.parameters!r})"
@@ -136,9 +134,7 @@ class Forward:
     context: tuple[tuple[str, str], ...] = ()
     # What the answer step needs to know about this request (DPoP key, bindings, ...).
     dpop_jkt: str | None = None
-    cert_s256: str | None = None
     bind_refresh_token_to: str | None = None
-    response_headers: tuple[tuple[str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from sidecar import errors
 from sidecar.core.attestation import ATTESTATION_METHODS
 from sidecar.core.attestation import REFRESH_BINDING_KIND as ATTESTATION_BINDING
 from sidecar.core.attestation import check_refresh_binding as check_attestation_binding
+from sidecar.core.grants import REFRESH_TOKEN, TOKEN_EXCHANGE
 from sidecar.core.steps import Env, Facts
 from sidecar.core.store_calls import store_call
 from sidecar.errors import OAuthError
@@ -18,10 +19,34 @@ REFRESH_BINDING = "refresh"  # store kind: sha256(refresh_token) -> "<kind>:<val
 
 async def check_refresh_binding(request: TokenRequest, facts: Facts,
                                 env: Env) -> OAuthError | None:
-    """RFC 9449 §5: a refresh token bound to a DPoP key is only refreshed with that key."""
-    refresh_token = request.parameters.get("refresh_token")
-    if facts.grant is None or facts.grant.grant_type != "refresh_token" or not refresh_token:
-        return None
+    """RFC 9449 §5, RFC 8705 §4: a bound refresh token is only spent by the key, certificate
+    or instance it is bound to, whether it is refreshed or exchanged (below)."""
+    for refresh_token in _presented_refresh_tokens(request, facts):
+        error = await _check_one(refresh_token, facts, env)
+        if error is not None:
+            return error
+    return None
+
+
+def _presented_refresh_tokens(request: TokenRequest, facts: Facts) -> tuple[str, ...]:
+    """The refresh tokens a request may spend: the refresh grant's, and the subject and actor
+    tokens of a token exchange (RFC 8693 §2.1). Without the second, a stolen bound refresh
+    token could be exchanged instead of refreshed. Every exchanged token is looked up, whatever
+    `*_token_type` claims: a client could label a refresh token as something else."""
+    params, grant = request.parameters, facts.grant
+    if grant is None:
+        return ()
+    names: tuple[str, ...]
+    if grant.grant_type == REFRESH_TOKEN:
+        names = ("refresh_token",)
+    elif grant.grant_type == TOKEN_EXCHANGE:
+        names = ("subject_token", "actor_token")
+    else:
+        return ()
+    return tuple(token for name in names if (token := params.get(name)))
+
+
+async def _check_one(refresh_token: str, facts: Facts, env: Env) -> OAuthError | None:
     outcome = await store_call(env.store.get_binding(REFRESH_BINDING, refresh_token), env.policy)
     if isinstance(outcome, OAuthError):
         return outcome

@@ -25,7 +25,7 @@ from sidecar.core.binding import check_refresh_binding, refresh_binding
 from sidecar.core.client_auth import extract_client_credentials
 from sidecar.core.client_authn import authenticate, check_client_policy, context_headers
 from sidecar.core.dpop import validate_proof
-from sidecar.core.grants import validate_grant
+from sidecar.core.grants import JWT_BEARER, validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
 from sidecar.core.mtls import parse_client_certificate
 from sidecar.core.steps import (
@@ -42,7 +42,6 @@ from sidecar.model import Action, Decision, Forward, Respond, TokenRequest
 
 __all__ = ["STEPS", "Env", "decide"]
 
-JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 async def read_certificate(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
@@ -168,7 +167,7 @@ async def check_grant(request: TokenRequest, facts: Facts, env: Env) -> OAuthErr
 async def check_jwt_bearer(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
     """RFC 7523 §3: with trusted issuers configured, the assertion grant is verified here."""
     policy = env.policy.jwt_bearer
-    if policy is None or facts.grant is None or facts.grant.grant_type != JWT_BEARER_GRANT:
+    if policy is None or facts.grant is None or facts.grant.grant_type != JWT_BEARER:
         return None
     verified = await verify_jwt_bearer(request.parameters.get("assertion"), policy=policy,
                                        now=env.clock.now(), store=env.store, jwks=env.jwks,
@@ -229,7 +228,6 @@ def _forward(facts: Facts) -> Forward:
         summary=facts.summary(_result_code(grant.action), f"{grant.grant_type} request is valid"),
         context=tuple(context),
         dpop_jkt=proof.jkt if proof else None,
-        cert_s256=cert.x5t_s256 if cert else None,
         bind_refresh_token_to=refresh_binding(facts),
     )
 

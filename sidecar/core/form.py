@@ -32,7 +32,7 @@ def parse_form(body: bytes) -> FormParams | OAuthError:
         if isinstance(name, OAuthError):
             return name
         if isinstance(value, OAuthError):
-            return value.with_detail(f"parameter {name!r}")
+            return value.with_detail(f"parameter {name[:40]!r}")
         if not name:
             return errors.invalid_request("request.empty_parameter_name",
                                           "A parameter has an empty name.")

@@ -52,10 +52,12 @@ PRE_AUTHORIZED_CODE = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 # OpenID Connect Native SSO for Mobile Apps 1.0: the actor_token_type of a device secret.
 DEVICE_SECRET_TOKEN_TYPE = "urn:openid:params:token-type:device-secret"  # noqa: S105
 
+REFRESH_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:refresh_token"  # noqa: S105 - a URI
+
 # RFC 8693 §3 token type identifiers, plus the Native SSO device secret.
 TOKEN_TYPES = frozenset({
     "urn:ietf:params:oauth:token-type:access_token",
-    "urn:ietf:params:oauth:token-type:refresh_token",
+    REFRESH_TOKEN_TYPE,
     "urn:ietf:params:oauth:token-type:id_token",
     "urn:ietf:params:oauth:token-type:saml1",
     "urn:ietf:params:oauth:token-type:saml2",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from multidict import CIMultiDict, CIMultiDictProxy
 
 # RFC 9110 §7.6.1: connection-specific headers are never forwarded. Content-Length and Host
@@ -14,23 +12,30 @@ HOP_BY_HOP = frozenset({
 })
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
-    tokens: set[str] = set()
-    for value in headers.getall("Connection", ()):
-        tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
-    return tokens
+def _dropped(headers: CIMultiDictProxy[str], always: frozenset[str]) -> frozenset[str]:
+    """`always`, plus the headers a `Connection` header names (RFC 9110 §7.6.1)."""
+    if "Connection" not in headers:
+        return always
+    tokens = {t.strip().lower() for value in headers.getall("Connection")
+              for t in value.split(",") if t.strip()}
+    return always | tokens
+
+
+def dropped_from(names: tuple[str, ...]) -> frozenset[str]:
+    """What `request_headers_for_upstream` drops besides the context namespace: hop-by-hop
+    headers and `names`, lowercased once at start-up rather than on every request."""
+    return HOP_BY_HOP | {name.lower() for name in names}
 
 
 def request_headers_for_upstream(
-    headers: CIMultiDictProxy[str], context_prefix: str, drop: Iterable[str] = ()
+    headers: CIMultiDictProxy[str], context_prefix: str, drop: frozenset[str] = HOP_BY_HOP
 ) -> CIMultiDict[str]:
-    """The client's headers minus hop-by-hop ones, minus anything that could pose as context.
-
-    Every inbound header that starts with the context prefix is dropped, whoever sent it:
-    only the sidecar speaks in that namespace (SPEC "Non-negotiables").
+    """The client's headers minus `drop` (see `dropped_from`), minus anything that could pose
+    as context: every inbound header that starts with the context prefix is dropped, whoever
+    sent it; only the sidecar speaks in that namespace (SPEC "Non-negotiables").
     """
     prefix = context_prefix.lower()
-    dropped = HOP_BY_HOP | _connection_tokens(headers) | {name.lower() for name in drop}
+    dropped = _dropped(headers, drop)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         lowered = name.lower()
@@ -41,7 +46,7 @@ def request_headers_for_upstream(
 
 
 def response_headers_for_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    dropped = HOP_BY_HOP | _connection_tokens(headers)
+    dropped = _dropped(headers, HOP_BY_HOP)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         if name.lower() not in dropped:

@@ -24,7 +24,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True, slots=True)
 class ReadPolicy:
     max_body_bytes: int
-    htu: str
     cert_headers: tuple[str, ...]  # the certificate header and, if any, the chain header
     trusted_proxies: tuple[IPNetwork, ...]
 
@@ -34,7 +33,6 @@ class ReadPolicy:
         headers = tuple(h for h in (trust.client_cert_header, trust.client_cert_chain_header) if h)
         return cls(
             max_body_bytes=settings.server.max_body_bytes,
-            htu=settings.server.public_token_endpoint,
             cert_headers=headers,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False)
                                   for c in trust.trusted_proxies),
@@ -111,7 +109,6 @@ async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenR
     return TokenRequest(
         method=request.method,
         parameters=params,
-        htu=policy.htu,
         authorization=authorizations[0] if authorizations else None,
         client_cert_header=cert_header,
         client_cert_chain_header=chain_header,

@@ -17,6 +17,7 @@ from sidecar.core.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import Env
+from sidecar.http.headers import dropped_from
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session
@@ -43,7 +44,10 @@ class Runtime:
     read_policy: ReadPolicy
     env: Env
     upstream: Upstream
-    stripped_headers: tuple[str, ...]  # certificate headers, dropped from untrusted peers
+    # Dropped on the way upstream (lowercase): hop-by-hop headers always, and for untrusted
+    # peers the certificate headers too.
+    dropped_from_trusted: frozenset[str]
+    dropped_from_untrusted: frozenset[str]
 
 
 @dataclass
@@ -198,9 +202,10 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
         env=Env(policy, resources.store, clock, resources.clients.jwks,
                 resources.clients.secrets),
         upstream=Upstream(resources.session, settings.upstream),
-        stripped_headers=tuple(h for h in (trust.client_cert_header,
-                                           trust.client_cert_chain_header,
-                                           *KNOWN_CERT_HEADERS) if h),
+        dropped_from_trusted=dropped_from(()),
+        dropped_from_untrusted=dropped_from(tuple(
+            h for h in (trust.client_cert_header, trust.client_cert_chain_header,
+                        *KNOWN_CERT_HEADERS) if h)),
     )
 
 

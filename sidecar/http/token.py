@@ -189,7 +189,8 @@ def _upstream_headers(request: web.BaseRequest, runtime: Runtime,
                       request_id: str) -> CIMultiDict[str]:
     trusted = runtime.read_policy.is_trusted_peer(request.remote)
     headers = request_headers_for_upstream(
-        request.headers, CONTEXT_PREFIX, () if trusted else runtime.stripped_headers)
+        request.headers, CONTEXT_PREFIX,
+        runtime.dropped_from_trusted if trusted else runtime.dropped_from_untrusted)
     if runtime.settings.upstream.preserve_host and request.host:
         headers["Host"] = request.host
     headers["X-Request-Id"] = request_id
@@ -228,6 +229,7 @@ class _Record:
             "request_id": self.request_id,
             "action": action,
             "result_code": result_code,
+            "message": failure.description if failure else summary.message,
             "grant_type": summary.grant_type,
             "client_id": summary.client_id,
             "auth_method": summary.auth_method,

@@ -221,6 +221,32 @@ async def test_public_client_refresh_tokens_are_bound_to_the_key(
                        {"DPoP": key.proof(TOKEN_URL_PUBLIC)}))[0] == 200
 
 
+async def test_a_bound_refresh_token_cannot_be_exchanged_instead(
+        client: aiohttp.ClientSession, sidecar: Sidecar) -> None:
+    """RFC 8693 lets a refresh token be a subject or actor token: the binding holds there too."""
+    key = DpopKey()
+    sidecar.upstream.token_body = {"access_token": "at", "token_type": "DPoP",
+                                   "refresh_token": "rt-x"}
+    assert (await post(client, sidecar, "grant_type=authorization_code&code=c&client_id=spa",
+                       {"DPoP": key.proof(TOKEN_URL_PUBLIC)}))[0] == 200
+    rt_type = "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token"
+    at_type = "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token"
+    exchange = ("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
+                "&client_id=spa")
+    for body in (f"{exchange}&subject_token=rt-x&subject_token_type={rt_type}",
+                 f"{exchange}&subject_token=at&subject_token_type={at_type}"
+                 f"&actor_token=rt-x&actor_token_type={rt_type}"):
+        for headers in ({"DPoP": DpopKey().proof(TOKEN_URL_PUBLIC)}, {}):
+            status, _, error = await post(client, sidecar, body, headers)
+            assert (status, error["error"]) == (400, "invalid_grant")
+        assert (await post(client, sidecar, body, {"DPoP": key.proof(TOKEN_URL_PUBLIC)}))[0] \
+            == 200
+    # Labelled as another type, it is still the bound refresh token.
+    status, _, error = await post(client, sidecar,
+                                  f"{exchange}&subject_token=rt-x&subject_token_type={at_type}")
+    assert (status, error["error"]) == (400, "invalid_grant")
+
+
 async def test_confidential_client_refresh_tokens_are_not_bound(
         client: aiohttp.ClientSession, sidecar: Sidecar) -> None:
     sidecar.upstream.token_body = {"access_token": "at", "token_type": "DPoP",
