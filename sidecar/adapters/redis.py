@@ -404,17 +404,7 @@ def _standalone_client(url: RedisURL, options: RedisOptions) -> Redis:
         plain += "?" + urlencode(url.options)
     kwargs: dict[str, Any] = _tls_kwargs(options) if url.tls else {}
     pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
-        plain,
-        username=options.username,
-        password=options.password,
-        socket_connect_timeout=options.socket_connect_timeout,
-        socket_timeout=options.socket_timeout,
-        retry=_connect_retry(),
-        max_connections=options.max_connections,
-        timeout=options.pool_timeout,
-        client_name=options.client_name,
-        **kwargs,
-    )
+        plain, **_pool_kwargs(options), **kwargs)
     # from_pool: the client owns the pool, so closing the client closes the pool.
     return Redis.from_pool(pool)
 
@@ -438,20 +428,24 @@ def _sentinel_clients(url: RedisURL, options: RedisOptions) -> tuple[Redis, Sent
     }
     sentinel = Sentinel(list(url.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(
-        url.service_name,
-        connection_pool_class=_BlockingSentinelPool,
-        db=url.db,
-        username=options.username,
-        password=options.password,
-        socket_connect_timeout=options.socket_connect_timeout,
-        socket_timeout=options.socket_timeout,
-        retry=_connect_retry(),
-        max_connections=options.max_connections,
-        timeout=options.pool_timeout,
-        client_name=options.client_name,
-        **tls,
-    )
+        url.service_name, connection_pool_class=_BlockingSentinelPool, db=url.db,
+        **_pool_kwargs(options), **tls)
     return client, sentinel
+
+
+def _pool_kwargs(options: RedisOptions) -> dict[str, Any]:
+    """The connection-pool options standalone and Sentinel masters share: credentials and
+    every bounded wait (connect, command, a free connection)."""
+    return {
+        "username": options.username,
+        "password": options.password,
+        "socket_connect_timeout": options.socket_connect_timeout,
+        "socket_timeout": options.socket_timeout,
+        "retry": _connect_retry(),
+        "max_connections": options.max_connections,
+        "timeout": options.pool_timeout,
+        "client_name": options.client_name,
+    }
 
 
 def _cluster_client(url: RedisURL, options: RedisOptions) -> RedisCluster:
