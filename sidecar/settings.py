@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sidecar.core.query import is_token_request_parameter
+from sidecar.errors import OAuthError
+from sidecar.http.target import read_target
+
 ENV_PREFIX = "TOKEN_SIDECAR_"
 REQUIRED: Any = dataclasses.MISSING
 
@@ -59,6 +63,33 @@ def _http_url(value: str) -> str | None:
 def _path(value: str) -> str | None:
     if value and not value.startswith("/"):
         return f"expected a path starting with '/', got {value!r}"
+    # A path the sidecar refuses as a request target could never be reached.
+    target = read_target(value) if value else None
+    if isinstance(target, OAuthError):
+        return f"{target.description} Got {value!r}"
+    if target is not None and target.query is not None:
+        return f"a path without a query, got {value!r}"
+    return None
+
+
+def _upstream_url(value: str) -> str | None:
+    problem = _http_url(value)
+    parts = urlsplit(value)
+    if problem is None and (parts.query or "?" in value):
+        problem = f"a URL with a query is not allowed, got {value!r}"
+    if problem is None and "@" in parts.netloc:
+        # The client's Authorization header goes upstream; credentials in the URL would clash.
+        problem = "a URL with user info is not allowed"
+    return problem
+
+
+def _query_names(values: tuple[str, ...]) -> str | None:
+    token_parameters = [v for v in values if is_token_request_parameter(v)]
+    if token_parameters:
+        return (f"{token_parameters!r} read as token request parameters, which are only "
+                "accepted in the body")
+    if "" in values:
+        return "an empty name is not allowed"
     return None
 
 
@@ -131,6 +162,12 @@ class ServerSettings:
     listen: str = key("0.0.0.0:8080", _listen)
     admin_listen: str = key("0.0.0.0:9090", _listen)
     token_path: str = key("/token", _path)
+    # "lenient": a spelling of a guarded path that a lenient upstream routes the same
+    # (/TOKEN, /token/) is validated as that path; "exact": such a spelling is refused.
+    token_path_match: str = key("lenient", _one_of("lenient", "exact"))
+    # Query parameters the token and PAR endpoints' URL may carry (RFC 6749 §3.2); any other
+    # query component there is refused.
+    token_query_allowed: tuple[str, ...] = key([], _query_names)
     public_token_endpoint: str = key(check=_http_url)
     issuer: str = key("", _http_url)  # defaults to the origin of public_token_endpoint
     max_body_bytes: int = key(65536, _positive)
@@ -141,7 +178,7 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamSettings:
-    url: str = key(check=_http_url)
+    url: str = key(check=_upstream_url)
     timeout_seconds: float = key(10.0, _positive)
     connect_timeout_seconds: float = key(2.0, _positive)
     pool_size: int = key(100, _positive)

@@ -24,6 +24,8 @@ def test_defaults() -> None:
     assert settings.server.listen == "0.0.0.0:8080"
     assert settings.server.token_path == "/token"
     assert settings.server.max_body_bytes == 65536
+    assert (settings.server.token_path_match, settings.server.token_query_allowed) == \
+        ("lenient", ())
     assert settings.store.url == "memory://"
     assert settings.issuer == "https://as.example.com"
 
@@ -64,6 +66,16 @@ def test_required_keys_can_come_from_the_environment() -> None:
     ({"store": {"url": "mysql://x"}}, {}, "store.url: scheme must be one of"),
     ({"grants": {"allowed": ["implicit"]}}, {}, "grants.allowed: unknown values"),
     ({}, {"TOKEN_SIDECAR_DPOP_REQUIRED": "maybe"}, "dpop.required (from TOKEN_SIDECAR_DPOP_"),
+    # Request targets (issue 13): a guarded path must be reachable, the URL's query harmless.
+    ({"server": {"token_path_match": "loose"}}, {}, "server.token_path_match: must be one of"),
+    ({"server": {"token_query_allowed": ["tenant", "Grant.Type"]}}, {},
+     "server.token_query_allowed: ['Grant.Type'] read as token request parameters"),
+    ({"server": {"token_query_allowed": [""]}}, {}, "server.token_query_allowed: an empty"),
+    ({"server": {"token_path": "/oauth/../token"}}, {}, "server.token_path: The path contains"),
+    ({"server": {"token_path": "/token?x=1"}}, {}, "server.token_path: a path without a query"),
+    ({"dpop": {"par_path": "/par;x"}}, {}, "dpop.par_path: The path contains ';'"),
+    ({"upstream": {"url": "http://up.example/?x=1"}}, {}, "upstream.url: a URL with a query"),
+    ({"upstream": {"url": "http://u:p@up.example"}}, {}, "upstream.url: a URL with user info"),
 ])
 def test_problems_name_the_key(raw: dict[str, dict[str, object]], environ: dict[str, str],
                                expected: str) -> None:

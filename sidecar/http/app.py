@@ -10,7 +10,7 @@ from sidecar.core.policy import Policy
 from sidecar.http.admin import build_admin_app
 from sidecar.http.metrics import Metrics
 from sidecar.http.runtime import STATE, SidecarState
-from sidecar.http.token import dispatch
+from sidecar.http.token import checked_target, dispatch
 from sidecar.ports import Clock, ReplayStore, SystemClock
 from sidecar.settings import Settings
 
@@ -23,7 +23,8 @@ def build_app(
 ) -> web.Application:
     """The sidecar's token application. Raises ConfigError when the configuration cannot
     serve (unreadable secret file, unusable URL), before anything listens."""
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[checked_target])
     app[STATE] = SidecarState(
         settings=settings,
         policy=Policy.from_settings(settings),

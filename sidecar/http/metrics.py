@@ -88,6 +88,10 @@ class Metrics:
         self.config_reloads = Counter("token_sidecar_config_reloads",
                                       "Configuration reloads by outcome.", ["outcome"],
                                       registry=r)
+        self.targets_refused = Counter(
+            "token_sidecar_request_targets_refused",
+            "Requests refused for their target (path or query) before any check, by reason.",
+            ["result_code"], registry=r)
         self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
         self.build_info.info({"version": __version__})
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}

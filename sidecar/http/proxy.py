@@ -18,6 +18,7 @@ from yarl import URL
 from sidecar import errors
 from sidecar.errors import OAuthError
 from sidecar.http.headers import response_headers_for_client
+from sidecar.http.target import Target
 from sidecar.settings import UpstreamSettings
 
 _STREAM_CHUNK = 65536
@@ -52,7 +53,8 @@ def open_session(settings: UpstreamSettings) -> aiohttp.ClientSession:
 class Upstream:
     def __init__(self, session: aiohttp.ClientSession, settings: UpstreamSettings) -> None:
         self._session = session
-        self._base = settings.url.rstrip("/")
+        self._origin = URL(settings.url)
+        self._base_path = self._origin.raw_path.rstrip("/")
         self._max_token_response = settings.max_token_response_bytes
         self._token_timeout = aiohttp.ClientTimeout(
             total=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
@@ -61,18 +63,22 @@ class Upstream:
             total=None, connect=settings.connect_timeout_seconds,
             sock_read=settings.timeout_seconds)
 
-    def url_for(self, request: web.BaseRequest) -> URL:
-        return URL(self._base + request.raw_path, encoded=True)
+    def url_for(self, target: Target) -> URL:
+        """`upstream.url`'s scheme, host and port, its path as a prefix, then the checked
+        path and query: no request target can choose where the request goes."""
+        return URL.build(scheme=self._origin.scheme, authority=self._origin.raw_authority,
+                         path=self._base_path + target.path, query_string=target.query or "",
+                         encoded=True)
 
     async def send_token(
-        self, request: web.BaseRequest, headers: CIMultiDict[str], body: bytes
+        self, request: web.BaseRequest, target: Target, headers: CIMultiDict[str], body: bytes
     ) -> UpstreamAnswer | OAuthError:
         # The answer is read here (to enforce no-store, token_type, bindings), so ask for it
         # uncompressed.
         headers["Accept-Encoding"] = "identity"
         try:
             async with self._session.request(
-                request.method, self.url_for(request), headers=headers, data=body,
+                request.method, self.url_for(target), headers=headers, data=body,
                 timeout=self._token_timeout, allow_redirects=False,
             ) as response:
                 if (response.content_length or 0) > self._max_token_response:
@@ -85,12 +91,13 @@ class Upstream:
         except (TimeoutError, aiohttp.ClientError) as exc:
             return upstream_error(exc)
 
-    async def stream(self, request: web.Request, headers: CIMultiDict[str]) -> web.StreamResponse:
+    async def stream(self, request: web.Request, target: Target,
+                     headers: CIMultiDict[str]) -> web.StreamResponse:
         """Pass a non-token request through, body and answer streamed in both directions."""
         data = request.content if request.body_exists else None
         try:
             async with self._session.request(
-                request.method, self.url_for(request), headers=headers, data=data,
+                request.method, self.url_for(target), headers=headers, data=data,
                 timeout=self._stream_timeout, allow_redirects=False,
             ) as upstream:
                 response = web.StreamResponse(

@@ -21,6 +21,7 @@ from sidecar.http.headers import dropped_from
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session
+from sidecar.http.target import ATTESTATION_CHALLENGE, PAR, TOKEN, GuardedPath, GuardedPaths
 from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import ClientsSettings, ConfigError, Settings
 
@@ -48,6 +49,8 @@ class Runtime:
     # peers the certificate headers too.
     dropped_from_trusted: frozenset[str]
     dropped_from_untrusted: frozenset[str]
+    guarded: GuardedPaths  # the paths validated rather than passed through
+    token_query_allowed: frozenset[str]
 
 
 @dataclass
@@ -206,7 +209,19 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
         dropped_from_untrusted=dropped_from(tuple(
             h for h in (trust.client_cert_header, trust.client_cert_chain_header,
                         *KNOWN_CERT_HEADERS) if h)),
+        guarded=guarded_paths(settings, policy),
+        token_query_allowed=frozenset(settings.server.token_query_allowed),
     )
+
+
+def guarded_paths(settings: Settings, policy: Policy) -> GuardedPaths:
+    paths = [GuardedPath(TOKEN, settings.server.token_path),
+             GuardedPath(PAR, settings.dpop.par_path)]
+    attestation = policy.attestation
+    if attestation is not None and attestation.challenges is not None:
+        paths.append(GuardedPath(ATTESTATION_CHALLENGE, attestation.challenge_path))
+    exact = settings.server.token_path_match == "exact"  # noqa: S105 - a mode
+    return GuardedPaths(paths, exact=exact)
 
 
 STATE = web.AppKey("state", SidecarState)

@@ -20,6 +20,7 @@ from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
 from sidecar.core.attestation import response_headers as attestation_headers
 from sidecar.core.decide import decide
 from sidecar.core.par import decide_par
+from sidecar.core.query import check_query
 from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
@@ -28,6 +29,7 @@ from sidecar.http.parse import read_token_request
 from sidecar.http.proxy import AnswerWith, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
+from sidecar.http.target import PAR, TOKEN, Target, read_target
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 
@@ -38,6 +40,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _EXPOSED_TO_BROWSERS = ("DPoP-Nonce", "WWW-Authenticate", "OAuth-Client-Attestation-Challenge")
 
 Decider = Callable[[TokenRequest, Env], Awaitable[Decision]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+TARGET = web.RequestKey("target", Target)
 
 
 # A random per-process prefix and a counter: unique across replicas, cheaper than uuid4.
@@ -56,23 +60,50 @@ def _is_cors_preflight(request: web.BaseRequest) -> bool:
             and "Access-Control-Request-Method" in request.headers)
 
 
+@web.middleware
+async def checked_target(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's target is read first (sidecar/http/target.py), before anything is
+    checked or a single-use value spent. A middleware: the router cannot route '*' or
+    'host:port' targets to `dispatch`."""
+    target = read_target(request.raw_path)
+    if isinstance(target, OAuthError):
+        return _refuse_target(request, target)
+    request[TARGET] = target
+    return await handler(request)
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Route by the current settings: the token endpoint, the PAR endpoint, or through."""
     state = request.app[STATE]
     runtime = state.runtime
     assert runtime is not None  # set before the site starts listening
-    path = request.path
     if _is_cors_preflight(request):
         return await passthrough(request, runtime)
-    if path == runtime.settings.server.token_path:
+    guarded = runtime.guarded.route(request[TARGET])
+    if guarded is None:
+        return await passthrough(request, runtime)
+    if isinstance(guarded, OAuthError):
+        return _refuse_target(request, guarded)
+    if guarded.name == TOKEN:
         return await _handle(request, state, runtime, decide)
-    if path == runtime.settings.dpop.par_path:
+    if guarded.name == PAR:
         return await _handle(request, state, runtime, decide_par)
     attestation = runtime.env.policy.attestation
-    if attestation is not None and attestation.challenges is not None \
-            and path == attestation.challenge_path:
-        return _attestation_challenge(request, runtime, attestation)
-    return await passthrough(request, runtime)
+    assert attestation is not None  # guarded only when challenges are on
+    return _attestation_challenge(request, runtime, attestation)
+
+
+def _refuse_target(request: web.Request, error: OAuthError) -> web.Response:
+    """A request refused for its target: answered, counted and logged (never the target
+    itself: it may carry a secret in its query)."""
+    request_id = request_id_of(request)
+    metrics = request.app[STATE].metrics
+    metrics.child(metrics.targets_refused, error.result_code).inc()
+    log.info("%s %s", Action.BAD_REQUEST.value, error.result_code, extra={FIELDS_ATTRIBUTE: {
+        "request_id": request_id, "action": Action.BAD_REQUEST.value,
+        "result_code": error.result_code, "message": error.description,
+        "status": error.status, "detail": error.detail}})
+    return error_response(error, request_id)
 
 
 def _attestation_challenge(request: web.Request, runtime: Runtime,
@@ -122,7 +153,7 @@ async def _answer_token(request: web.Request, runtime: Runtime, decider: Decider
         return response
     upstream_started = time.perf_counter()
     answer = await runtime.upstream.send_token(
-        request, _context_headers(request, runtime, decision, request_id), body)
+        request, request[TARGET], _context_headers(request, runtime, decision, request_id), body)
     if isinstance(answer, OAuthError):
         response = error_response(answer, request_id)
         record.done(decision, response, failure=answer)
@@ -144,6 +175,9 @@ async def _decide(request: web.Request, runtime: Runtime,
     if request.method != "POST":
         return _refuse(errors.method_not_allowed("request.method_not_allowed",
                                                  "This endpoint only accepts POST.")), b""
+    query_error = check_query(request[TARGET].query, runtime.token_query_allowed)
+    if query_error is not None:
+        return _refuse(query_error), b""
     token_request = await read_token_request(request, runtime.read_policy)
     if isinstance(token_request, OAuthError):
         return _refuse(token_request), b""
@@ -201,7 +235,7 @@ async def passthrough(request: web.Request, runtime: Runtime) -> web.StreamRespo
     request_id = request_id_of(request)
     headers = _upstream_headers(request, runtime, request_id)
     try:
-        return await runtime.upstream.stream(request, headers)
+        return await runtime.upstream.stream(request, request[TARGET], headers)
     except AnswerWith as answer:
         return error_response(answer.error, request_id)
 

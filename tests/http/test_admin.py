@@ -14,6 +14,7 @@ from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.runtime import STATE
 from tests.conftest import TOKEN_URL_PUBLIC, make_settings
 from tests.support.dpop import DpopKey
+from tests.support.raw_http import send_raw
 from tests.support.redis_server import RedisServer
 from tests.support.servers import RecordingUpstream, start_app
 
@@ -156,3 +157,24 @@ async def test_store_errors_are_counted(client: aiohttp.ClientSession, pair_fact
                                                     ("result_code", "store.unavailable")))] == 1
     assert found[("token_sidecar_store_errors_total", (("operation", "first_use"),))] == 1
     await store.close()
+
+
+async def test_refused_request_targets_are_counted(client: aiohttp.ClientSession,
+                                                   pair_factory) -> None:  # type: ignore[no-untyped-def]
+    pair = await pair_factory()
+    base = pair.token_url.removesuffix("/token")
+    for target in ("/a/../b", "/token%2F", "/x%2fy", "http://as.example.com/token",
+                   "/token?grant_type=password"):
+        assert (await send_raw(base, target, body=CC.encode(), headers=FORM)).status == 400
+    found = await scrape(client, pair)
+
+    def value(name: str, **labels: str) -> float:
+        return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    refused = "token_sidecar_request_targets_refused_total"
+    assert value(refused, result_code="request.path_dot_segment") == 1
+    assert value(refused, result_code="request.path_encoded_delimiter") == 2
+    assert value(refused, result_code="request.target_form") == 1
+    # On the token path a query refusal is a token request refused like any other.
+    assert value("token_sidecar_requests_total", action="BAD_REQUEST", grant_type="",
+                 result_code="request.query_token_parameter") == 1

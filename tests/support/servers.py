@@ -25,6 +25,7 @@ class Received:
     query: str
     headers: CIMultiDict[str]
     body: bytes
+    target: str = ""  # the request target as it arrived (path and query, not decoded)
 
     @property
     def context(self) -> dict[str, str]:
@@ -61,7 +62,7 @@ class RecordingUpstream:
     async def _record(self, request: web.Request) -> Received:
         body = await request.read()
         item = Received(request.method, request.path, request.rel_url.raw_query_string,
-                        CIMultiDict(request.headers), body)
+                        CIMultiDict(request.headers), body, request.raw_path)
         self.received.append(item)
         return item
 
