@@ -39,6 +39,9 @@ _ENCODED_DELIMITER = re.compile(r"%(?:2[EeFf]|5[Cc]|[01][0-9A-Fa-f]|7[Ff])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DOT_SEGMENT = re.compile(r"/\.\.?(?=/|$)")
 _TRAILING = re.compile(r"[\s/.]+$")
+# Most targets: letters, digits, '-', '_', '~' in non-empty segments. Nothing to decode, fold
+# or trim there but case and a trailing '/', so the full reading is skipped (the hot path).
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~-]+)*/?")
 # Nobody encodes a path more often; a target that keeps decoding is an attack.
 _MAX_DECODINGS = 3
 
@@ -60,12 +63,14 @@ def read_target(raw: str) -> Target | OAuthError:
         return _refused("request.target_form", "The request target must be a path.",
                         "not origin-form")
     path, mark, query = raw.partition("?")
-    problem = _path_problem(path)
-    if problem is not None:
-        return problem
     if mark and not _QUERY_CHARACTERS.fullmatch(query):
         return _refused("request.query_characters",
                         "The query contains characters that are not allowed.", "query")
+    if _PLAIN_PATH.fullmatch(path):
+        return Target(path, query if mark else None, path.lower().rstrip("/"))
+    problem = _path_problem(path)
+    if problem is not None:
+        return problem
     return Target(path, query if mark else None, lenient_path(path))
 
 

@@ -103,7 +103,11 @@ def _refuse_target(request: web.Request, error: OAuthError) -> web.Response:
         "request_id": request_id, "action": Action.BAD_REQUEST.value,
         "result_code": error.result_code, "message": error.description,
         "status": error.status, "detail": error.detail}})
-    return error_response(error, request_id)
+    response = error_response(error, request_id)
+    # What follows on this connection cannot be trusted to be read alike either (and a
+    # CONNECT may have turned it into a tunnel): close it.
+    response.force_close()
+    return response
 
 
 def _attestation_challenge(request: web.Request, runtime: Runtime,

@@ -15,6 +15,7 @@ from tests.conftest import TOKEN_URL_PUBLIC, Sidecar, SidecarFactory
 from tests.http.test_bad_input import everything_on
 from tests.support.dpop import DpopKey
 from tests.support.raw_http import RawAnswer, send_raw
+from tests.support.servers import RecordingUpstream
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 CC = b"grant_type=client_credentials&client_id=app"
@@ -159,6 +160,16 @@ async def test_absolute_form_cannot_steer_a_port_less_upstream_url(
         assert (answer.status, answer.error) == (400, "invalid_request")
     assert proper.upstream.received == []
     assert (await post(proper, "/token", CC, {"DPoP": proof})).status == 200
+
+
+async def test_the_path_of_upstream_url_is_a_prefix(sidecar_factory: SidecarFactory,
+                                                    upstream: RecordingUpstream) -> None:
+    sidecar = await sidecar_factory(upstream.url + "/base/")
+    assert (await post(sidecar, "/token?", CC)).status == 200
+    assert upstream.last.target == "/base/token"
+    assert upstream.last.context["X-Token-Action"] == "OK"
+    assert (await send_raw(sidecar.url, "/x%20y?q=%41", method="GET")).status == 200
+    assert upstream.last.target == "/base/x%20y?q=%41"
 
 
 @pytest.mark.parametrize(("method", "target"), [

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from sidecar.errors import OAuthError
-from sidecar.http.target import PAR, TOKEN, GuardedPath, GuardedPaths, Target, read_target
+from sidecar.http.target import (
+    PAR,
+    TOKEN,
+    GuardedPath,
+    GuardedPaths,
+    Target,
+    lenient_path,
+    read_target,
+)
 
 # (target as sent, the result code of its refusal)
 REFUSED = [
@@ -96,6 +104,13 @@ READ = [
 def test_targets_that_read_one_way(raw: str, path: str, query: str | None,
                                    lenient: str) -> None:
     assert read_target(raw) == Target(path, query, lenient)
+
+
+@pytest.mark.parametrize("path", ["/", "/token", "/TOKEN/", "/a/B_c~d-e/", "/%74oken",
+                                  "/Token.", "/x/y%20", "/caf%C3%89/"])
+def test_plain_and_full_readings_agree(path: str) -> None:
+    """Plain paths take a shortcut (no decoding); it must read them as the full reading does."""
+    assert _target(path).lenient == lenient_path(path)
 
 
 def _target(raw: str) -> Target:
