@@ -39,6 +39,7 @@ _ENCODED_DELIMITER = re.compile(r"%(?:2[EeFf]|5[Cc]|[01][0-9A-Fa-f]|7[Ff])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DOT_SEGMENT = re.compile(r"/\.\.?(?=/|$)")
 _TRAILING = re.compile(r"[\s/.]+$")
+_EXTENSION = re.compile(r"(?<=[^/])\.[^/.]*$")
 # Most targets: letters, digits, '-', '_', '~' in non-empty segments. Nothing to decode, fold
 # or trim there but case and a trailing '/', so the full reading is skipped (the hot path).
 _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~-]+)*/?")
@@ -76,10 +77,12 @@ def read_target(raw: str) -> Target | OAuthError:
 
 def lenient_path(path: str) -> str:
     """How a lenient server may read a checked path: fully decoded, Unicode-compatibility
-    folded (full-width letters), case-folded, and without trailing '/', '.' or whitespace
-    (IIS drops trailing dots and spaces, most frameworks a trailing slash)."""
+    folded (full-width letters), case-folded, without trailing '/', '.' or whitespace (IIS
+    drops trailing dots and spaces, most frameworks a trailing slash), and without a file
+    extension (Spring's suffix pattern match routes /token.json to /token)."""
     layers = _decodings(path) or [path]
-    return _TRAILING.sub("", _compatible(layers[-1]).casefold())
+    trimmed = _TRAILING.sub("", _compatible(layers[-1]).casefold())
+    return _EXTENSION.sub("", trimmed)
 
 
 def _path_problem(path: str) -> OAuthError | None:

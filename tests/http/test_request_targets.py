@@ -25,6 +25,7 @@ PASSWORD = b"grant_type=password&username=alice&password=secret&client_id=app"
 # what the sidecar makes of each: the token path itself ("token"), or unreadable ("refused").
 SPELLINGS = [
     ("/token/", "token"), ("/TOKEN", "token"), ("/token.", "token"), ("/token%20", "token"),
+    ("/token.json", "token"),  # not in the review's list: Spring's suffix pattern match
     ("//token", "refused"), ("/token;x", "refused"), ("/./token", "refused"),
     ("/a/../token", "refused"), ("/token%2F", "refused"), ("/%2e/token", "refused"),
     ("/token//", "refused"), ("/..;/token", "refused"), ("/token\\", "refused"),

@@ -94,6 +94,10 @@ READ = [
     ("/%2574oken", "/%2574oken", None, "/token"),  # decoded twice
     ("/%EF%BD%94oken", "/%EF%BD%94oken", None, "/token"),  # full-width t
     ("/a.b/c..d/.well-known/x", "/a.b/c..d/.well-known/x", None, "/a.b/c..d/.well-known/x"),
+    ("/token.json", "/token.json", None, "/token"),  # Spring's suffix pattern match
+    ("/Token.JSON./", "/Token.JSON./", None, "/token"),
+    ("/.well-known/jwks.json", "/.well-known/jwks.json", None, "/.well-known/jwks"),
+    ("/.hidden", "/.hidden", None, "/.hidden"),
     ("/files/50%25off", "/files/50%25off", None, "/files/50%off"),
     ("/caf%C3%A9", "/caf%C3%A9", None, "/caf\u00e9"),
     ("/a:b@c!$&'()*+,=~-_", "/a:b@c!$&'()*+,=~-_", None, "/a:b@c!$&'()*+,=~-_"),
@@ -126,6 +130,7 @@ GUARDED = [GuardedPath(TOKEN, "/token"), GuardedPath(PAR, "/oauth/PAR"),
 @pytest.mark.parametrize(("raw", "name"), [
     ("/token", TOKEN), ("/TOKEN", TOKEN), ("/token/", TOKEN), ("/token.", TOKEN),
     ("/token%20", TOKEN), ("/ToKeN./", TOKEN), ("/%74oken", TOKEN), ("/token?x=1", TOKEN),
+    ("/token.json", TOKEN), ("/oauth/par.do", PAR),
     ("/oauth/PAR", PAR), ("/oauth/par", PAR), ("/OAUTH/par/", PAR),
     ("/tokens", None), ("/token/x", None), ("/oauth", None), ("/", None), ("/par", None),
 ])
