@@ -65,10 +65,11 @@ class Upstream:
         return URL(self._base + request.raw_path, encoded=True)
 
     async def send_token(
-        self, request: web.BaseRequest, headers: CIMultiDict[str], body: bytes
+        self, request: web.BaseRequest, headers: CIMultiDict[str], body: bytes | None
     ) -> UpstreamAnswer | OAuthError:
-        # The answer is read here (to enforce no-store, token_type, bindings), so ask for it
-        # uncompressed.
+        """A request whose answer the sidecar reads (token, PAR, introspection, revocation,
+        metadata): the body buffered and small, the answer read up to a bound. The answer is
+        read here (to enforce no-store, token_type, bindings), so ask for it uncompressed."""
         headers["Accept-Encoding"] = "identity"
         try:
             async with self._session.request(

@@ -19,10 +19,13 @@ from sidecar.core.answer import AnswerEdit, review_answer
 from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
 from sidecar.core.attestation import response_headers as attestation_headers
 from sidecar.core.decide import decide
+from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
 from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
+from sidecar.http.introspection import Outbound, introspect, revoke
+from sidecar.http.metadata import metadata
 from sidecar.http.metrics import Metrics
 from sidecar.http.parse import read_token_request
 from sidecar.http.proxy import AnswerWith, UpstreamAnswer
@@ -30,6 +33,7 @@ from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
+from sidecar.settings import Settings
 
 log = logging.getLogger("token_sidecar.access")
 
@@ -38,6 +42,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _EXPOSED_TO_BROWSERS = ("DPoP-Nonce", "WWW-Authenticate", "OAuth-Client-Attestation-Challenge")
 
 Decider = Callable[[TokenRequest, Env], Awaitable[Decision]]
+BoundTokenHandler = Callable[[web.Request, Runtime, Outbound], Awaitable[web.Response]]
 
 
 # A random per-process prefix and a counter: unique across replicas, cheaper than uuid4.
@@ -72,7 +77,24 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if attestation is not None and attestation.challenges is not None \
             and path == attestation.challenge_path:
         return _attestation_challenge(request, runtime, attestation)
+    bound_tokens = _bound_token_door(path, request.method, runtime.settings)
+    if bound_tokens is not None:
+        request_id = request_id_of(request)
+        return await bound_tokens(
+            request, runtime, (request_id, _upstream_headers(request, runtime, request_id)))
     return await passthrough(request, runtime)
+
+
+def _bound_token_door(path: str, method: str, settings: Settings) -> BoundTokenHandler | None:
+    """The endpoints whose answers carry the bindings on (README "Bound tokens")."""
+    doors = settings.introspection
+    if doors.path and path == doors.path:
+        return introspect
+    if doors.revocation_path and path == doors.revocation_path:
+        return revoke
+    if settings.metadata.augment and method == "GET" and is_metadata_path(path):
+        return metadata
+    return None
 
 
 def _attestation_challenge(request: web.Request, runtime: Runtime,
@@ -259,3 +281,5 @@ class _Record:
         for note in notes:
             if note.startswith("upstream_token_type."):
                 metrics.child(metrics.upstream_token_type, note.rpartition(".")[2]).inc()
+            elif note.startswith("access_binding."):
+                metrics.child(metrics.access_bindings, note.rpartition(".")[2]).inc()

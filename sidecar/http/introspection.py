@@ -1,0 +1,163 @@
+"""Introspection (RFC 7662) and revocation (RFC 7009) through the sidecar (README "Bound
+tokens"): read strictly, forwarded unchanged, the answer given the binding's `cnf`; a
+successful revocation deletes the binding. The decisions are in `sidecar.core.introspection`.
+
+The resource server authenticates to the upstream as it always did: its credentials pass
+through untouched, and the sidecar adds nothing the upstream would read as context.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from sidecar import errors
+from sidecar.core.access_binding import ACCESS_BINDING, decode_binding
+from sidecar.core.binding import REFRESH_BINDING
+from sidecar.core.form import parse_form
+from sidecar.core.introspection import (
+    IntrospectionEdit,
+    add_binding,
+    is_active_json,
+    token_parameter,
+)
+from sidecar.core.store_calls import store_call
+from sidecar.errors import OAuthError
+from sidecar.http.metrics import Metrics
+from sidecar.http.parse import check_content_type, read_body
+from sidecar.http.proxy import UpstreamAnswer
+from sidecar.http.render import error_response
+from sidecar.http.runtime import STATE, Runtime
+from sidecar.logs import FIELDS_ATTRIBUTE
+
+log = logging.getLogger("token_sidecar.access")
+# The request id and the headers for the upstream, as the pass-through would send them.
+Outbound = tuple[str, CIMultiDict[str]]
+
+
+Review = Callable[[str, UpstreamAnswer, Runtime, Metrics],
+                  Awaitable["IntrospectionEdit | OAuthError"]]
+
+
+async def introspect(request: web.Request, runtime: Runtime, outbound: Outbound) -> web.Response:
+    return await _relay(request, runtime, outbound, "introspection", _review_introspection)
+
+
+async def revoke(request: web.Request, runtime: Runtime, outbound: Outbound) -> web.Response:
+    return await _relay(request, runtime, outbound, "revocation", _after_revocation)
+
+
+async def _relay(request: web.Request, runtime: Runtime, outbound: Outbound, endpoint: str,
+                 review: Review) -> web.Response:
+    started = time.perf_counter()
+    request_id, headers = outbound
+    read = await _read(request, runtime)
+    if isinstance(read, OAuthError):
+        return _done(endpoint, request_id, started, error_response(read, request_id), read)
+    token, body = read
+    answer = await runtime.upstream.send_token(request, headers, body)
+    if isinstance(answer, OAuthError):
+        return _done(endpoint, request_id, started, error_response(answer, request_id), answer)
+    edit = await review(token, answer, runtime, request.app[STATE].metrics)
+    if isinstance(edit, OAuthError):
+        return _done(endpoint, request_id, started, error_response(edit, request_id), edit)
+    headers = answer.headers
+    headers["X-Request-Id"] = request_id
+    response = web.Response(status=answer.status, headers=headers,
+                            body=answer.body if edit.body is None else edit.body)
+    return _done(endpoint, request_id, started, response, None, notes=edit.notes,
+                 upstream_status=answer.status)
+
+
+async def _read(request: web.Request, runtime: Runtime) -> tuple[str, bytes] | OAuthError:
+    """RFC 7662 §2.1, RFC 7009 §2.1: POST, a form body, one `token`."""
+    if request.method != "POST":
+        return errors.method_not_allowed("request.method_not_allowed",
+                                         "This endpoint only accepts POST.").with_headers(
+                                             ("Allow", "POST"))
+    error = check_content_type(request)
+    if error is not None:
+        return error
+    body = await read_body(request, runtime.read_policy.max_body_bytes)
+    if isinstance(body, OAuthError):
+        return body
+    params = parse_form(body)
+    if isinstance(params, OAuthError):
+        return params
+    token = token_parameter(params)
+    return token if isinstance(token, OAuthError) else (token, body)
+
+
+async def _review_introspection(token: str, answer: UpstreamAnswer, runtime: Runtime,
+                                metrics: Metrics) -> IntrospectionEdit | OAuthError:
+    active = is_active_json(answer.status, _media_type(answer), answer.body)
+    if active is None:
+        return _counted(metrics, IntrospectionEdit(notes=("introspection.passed",)))
+    env = runtime.env
+    outcome = await store_call(env.store.get_binding(ACCESS_BINDING, token), env.policy)
+    if isinstance(outcome, OAuthError):
+        # Closed: a bearer answer for a bound token would silently unbind it.
+        metrics.child(metrics.introspections, "store_unavailable").inc()
+        return outcome
+    if outcome.skipped:
+        return _counted(metrics, IntrospectionEdit(notes=("binding_lookup.skipped",)))
+    binding = decode_binding(outcome.value)
+    if binding is None:
+        return _counted(metrics, IntrospectionEdit(notes=("binding.none",)))
+    edit = add_binding(active, binding)
+    if any(note.endswith(".conflict") for note in edit.notes):
+        log.warning("introspection: the upstream's answer disagrees with the recorded binding",
+                    extra={FIELDS_ATTRIBUTE: {"notes": ",".join(edit.notes)}})
+    return _counted(metrics, edit)
+
+
+def _counted(metrics: Metrics, edit: IntrospectionEdit) -> IntrospectionEdit:
+    for note in edit.notes:
+        metrics.child(metrics.introspections, note.replace(".", "_")).inc()
+    return edit
+
+
+async def _after_revocation(token: str, answer: UpstreamAnswer, runtime: Runtime,
+                            metrics: Metrics) -> IntrospectionEdit | OAuthError:
+    """RFC 7009 §2.2: 200 means the token is invalid now (or was); its binding goes too, so
+    an introspection answer can never give a revoked token's `cnf` to a token of the same
+    value. The upstream revoked it already, so a store failure here is logged, not answered."""
+    if answer.status != 200:
+        return IntrospectionEdit(notes=("revocation.refused",))
+    env = runtime.env
+    notes = []
+    for kind in (ACCESS_BINDING, REFRESH_BINDING):
+        outcome = await store_call(env.store.delete_binding(kind, token), env.policy)
+        if isinstance(outcome, OAuthError) or outcome.skipped:
+            notes.append(f"{kind}_binding.delete_failed")
+    if notes:
+        log.warning("revocation: a binding could not be deleted",
+                    extra={FIELDS_ATTRIBUTE: {"notes": ",".join(notes)}})
+    else:
+        metrics.child(metrics.access_bindings, "deleted").inc()
+    return IntrospectionEdit(notes=tuple(notes) or ("binding.deleted",))
+
+
+def _media_type(answer: UpstreamAnswer) -> str:
+    return answer.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
+
+def _done(endpoint: str, request_id: str, started: float, response: web.Response,
+          failure: OAuthError | None, *, notes: tuple[str, ...] = (),
+          upstream_status: int | None = None) -> web.Response:
+    log.info("%s %s", endpoint, failure.result_code if failure else "relayed",
+             extra={FIELDS_ATTRIBUTE: {
+                 "request_id": request_id,
+                 "endpoint": endpoint,
+                 "result_code": failure.result_code if failure else f"{endpoint}.relayed",
+                 "status": response.status,
+                 "upstream_status": upstream_status,
+                 "duration_seconds": round(time.perf_counter() - started, 6),
+                 "detail": failure.detail if failure else "",
+                 "notes": ",".join(notes),
+             }})
+    return response

@@ -1,0 +1,87 @@
+"""The upstream's metadata documents (RFC 8414 §3, OpenID Connect Discovery §4) passed through
+with what the sidecar enforces written in (`sidecar.core.metadata`). A document that is not
+a 200 JSON object passes unchanged; `ETag` and `Content-Length` follow the new body."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from sidecar.core.metadata import Enforced, augment, metadata_document
+from sidecar.core.policy import Policy
+from sidecar.errors import OAuthError
+from sidecar.http.introspection import Outbound
+from sidecar.http.proxy import UpstreamAnswer
+from sidecar.http.render import error_response
+from sidecar.http.runtime import STATE, Runtime
+from sidecar.settings import Settings
+
+log = logging.getLogger("token_sidecar.metadata")
+# Methods only the sidecar authenticates: the upstream cannot list them itself.
+_SIDECAR_ONLY_METHODS = ("attest_jwt_client_auth",)
+
+
+async def metadata(request: web.Request, runtime: Runtime, outbound: Outbound) -> web.Response:
+    request_id, headers = outbound
+    answer = await runtime.upstream.send_token(request, headers, None)
+    if isinstance(answer, OAuthError):
+        return error_response(answer, request_id)
+    metrics = request.app[STATE].metrics
+    body = _augmented(answer, enforced_by(runtime))
+    metrics.child(metrics.metadata_documents, "passed" if body is None else "augmented").inc()
+    headers_out = answer.headers
+    headers_out["X-Request-Id"] = request_id
+    if body is not None and "ETag" in headers_out:
+        # RFC 9110 §8.8.3: another representation, another entity tag.
+        headers_out["ETag"] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return web.Response(status=answer.status, headers=headers_out,
+                        body=answer.body if body is None else body)
+
+
+def _augmented(answer: UpstreamAnswer, enforced: Enforced) -> bytes | None:
+    media_type = answer.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if answer.status != 200 or media_type != "application/json" \
+            or answer.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None
+    document = metadata_document(answer.body)
+    if document is None:
+        return None
+    out, changed = augment(document, enforced)
+    if not changed:
+        return None
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+def enforced_by(runtime: Runtime) -> Enforced:
+    return enforced_fields(runtime.settings, runtime.env.policy)
+
+
+def enforced_fields(settings: Settings, policy: Policy) -> Enforced:
+    """What this configuration enforces, as metadata (also `token-sidecar metadata`)."""
+    registry = policy.registry
+    attestation = policy.attestation
+    methods: tuple[str, ...] | None = None
+    signing_algs: tuple[str, ...] | None = None
+    if registry is not None:
+        methods = tuple(sorted({c.token_endpoint_auth_method for c in registry}))
+        signing_algs = tuple(settings.clients.assertion_algorithms)
+    if attestation is not None:
+        methods = tuple(sorted({*(methods or ()), *_SIDECAR_ONLY_METHODS}))
+    challenge = None
+    if attestation is not None and attestation.challenges is not None:
+        origin = urlsplit(settings.server.public_token_endpoint)
+        challenge = f"{origin.scheme}://{origin.netloc}{attestation.challenge_path}"
+    return Enforced(
+        dpop_signing_algs=tuple(a for a in settings.dpop.algorithms
+                                if a in policy.dpop.algorithms),
+        auth_methods=methods,
+        auth_signing_algs=signing_algs,
+        certificate_bound_tokens=bool(settings.trust.client_cert_header
+                                      and settings.trust.trusted_proxies),
+        attestation_algs=tuple(sorted(attestation.algorithms)) if attestation else None,
+        attestation_challenge_endpoint=challenge,
+    )
