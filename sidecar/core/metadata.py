@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from sidecar.core.policy import Policy
+from sidecar.settings import Settings
+
+# Methods only the sidecar authenticates: the upstream cannot list them itself.
+_SIDECAR_ONLY_METHODS = ("attest_jwt_client_auth",)
 # RFC 8414 §3 and its §3.1 path-suffixed form; OpenID Connect Discovery §4 (issuer path first).
 OAUTH_METADATA_PATH = "/.well-known/oauth-authorization-server"
 OPENID_METADATA_PATH = "/.well-known/openid-configuration"
@@ -73,3 +79,30 @@ def metadata_document(body: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
+
+
+def enforced_fields(settings: Settings, policy: Policy) -> Enforced:
+    """What this configuration enforces, as metadata (also `token-sidecar metadata`)."""
+    registry = policy.registry
+    attestation = policy.attestation
+    methods: tuple[str, ...] | None = None
+    signing_algs: tuple[str, ...] | None = None
+    if registry is not None:
+        methods = tuple(sorted({c.token_endpoint_auth_method for c in registry}))
+        signing_algs = tuple(settings.clients.assertion_algorithms)
+    if attestation is not None:
+        methods = tuple(sorted({*(methods or ()), *_SIDECAR_ONLY_METHODS}))
+    challenge = None
+    if attestation is not None and attestation.challenges is not None:
+        origin = urlsplit(settings.server.public_token_endpoint)
+        challenge = f"{origin.scheme}://{origin.netloc}{attestation.challenge_path}"
+    return Enforced(
+        dpop_signing_algs=tuple(a for a in settings.dpop.algorithms
+                                if a in policy.dpop.algorithms),
+        auth_methods=methods,
+        auth_signing_algs=signing_algs,
+        certificate_bound_tokens=bool(settings.trust.client_cert_header
+                                      and settings.trust.trusted_proxies),
+        attestation_algs=tuple(sorted(attestation.algorithms)) if attestation else None,
+        attestation_challenge_endpoint=challenge,
+    )

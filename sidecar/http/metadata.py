@@ -7,22 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from sidecar.core.metadata import Enforced, augment, metadata_document
-from sidecar.core.policy import Policy
+from sidecar.core.metadata import Enforced, augment, enforced_fields, metadata_document
 from sidecar.errors import OAuthError
 from sidecar.http.introspection import Outbound
 from sidecar.http.proxy import UpstreamAnswer
 from sidecar.http.render import error_response
 from sidecar.http.runtime import STATE, Runtime
-from sidecar.settings import Settings
 
 log = logging.getLogger("token_sidecar.metadata")
-# Methods only the sidecar authenticates: the upstream cannot list them itself.
-_SIDECAR_ONLY_METHODS = ("attest_jwt_client_auth",)
 
 
 async def metadata(request: web.Request, runtime: Runtime, outbound: Outbound) -> web.Response:
@@ -58,30 +53,3 @@ def _augmented(answer: UpstreamAnswer, enforced: Enforced) -> bytes | None:
 
 def enforced_by(runtime: Runtime) -> Enforced:
     return enforced_fields(runtime.settings, runtime.env.policy)
-
-
-def enforced_fields(settings: Settings, policy: Policy) -> Enforced:
-    """What this configuration enforces, as metadata (also `token-sidecar metadata`)."""
-    registry = policy.registry
-    attestation = policy.attestation
-    methods: tuple[str, ...] | None = None
-    signing_algs: tuple[str, ...] | None = None
-    if registry is not None:
-        methods = tuple(sorted({c.token_endpoint_auth_method for c in registry}))
-        signing_algs = tuple(settings.clients.assertion_algorithms)
-    if attestation is not None:
-        methods = tuple(sorted({*(methods or ()), *_SIDECAR_ONLY_METHODS}))
-    challenge = None
-    if attestation is not None and attestation.challenges is not None:
-        origin = urlsplit(settings.server.public_token_endpoint)
-        challenge = f"{origin.scheme}://{origin.netloc}{attestation.challenge_path}"
-    return Enforced(
-        dpop_signing_algs=tuple(a for a in settings.dpop.algorithms
-                                if a in policy.dpop.algorithms),
-        auth_methods=methods,
-        auth_signing_algs=signing_algs,
-        certificate_bound_tokens=bool(settings.trust.client_cert_header
-                                      and settings.trust.trusted_proxies),
-        attestation_algs=tuple(sorted(attestation.algorithms)) if attestation else None,
-        attestation_challenge_endpoint=challenge,
-    )
