@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -245,3 +246,21 @@ async def test_metadata_passes_unchanged_when_augment_is_off(
     async with client.get(sidecar.url + "/.well-known/oauth-authorization-server") as response:
         assert response.headers["ETag"] == '"upstream-v1"'
         assert await response.json() == METADATA
+
+
+async def test_metadata_lists_the_registry_s_methods(
+        client: aiohttp.ClientSession, sidecar_factory: SidecarFactory,
+        opaque_as: OpaqueTokenServer, tmp_path: Path) -> None:
+    (tmp_path / "web.secret").write_text("a-client-secret-that-is-long-enough-0123456789\n")
+    registry = tmp_path / "clients.toml"
+    registry.write_text('[[clients]]\nclient_id = "web"\n'
+                        'token_endpoint_auth_method = "client_secret_basic"\n'
+                        'client_secret_file = "web.secret"\n'
+                        '[[clients]]\nclient_id = "spa"\ntoken_endpoint_auth_method = "none"\n')
+    sidecar = await sidecar_factory(opaque_as.url, clients={
+        "registry_file": str(registry), "assertion_algorithms": ["ES256", "PS256"]})
+    async with client.get(sidecar.url + "/.well-known/oauth-authorization-server") as response:
+        document = await response.json()
+    # The sidecar authenticates clients: its methods, not the upstream's.
+    assert document["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "none"]
+    assert document["token_endpoint_auth_signing_alg_values_supported"] == ["ES256", "PS256"]
