@@ -16,6 +16,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", *filter(None,
 ROOT_URLCONF = "tests.support.dot_server.urls"
 WSGI_APPLICATION = "tests.support.dot_server.wsgi.application"
 USE_TZ = True
+TIME_ZONE = "UTC"  # the log's timestamps, like gunicorn's own
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
