@@ -206,7 +206,7 @@ class DotServer:
                    # Its control socket would be one path ($HOME) for every test run.
                    "--no-control-socket",
                    "--access-logfile", "-", "--error-logfile", "-"]
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("wb") as log:  # this attempt's log only
             self._process = subprocess.Popen(command, cwd=ROOT, env=self._env(),
                                              stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT)
