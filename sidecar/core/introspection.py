@@ -14,6 +14,7 @@ from typing import Any
 
 from sidecar import errors
 from sidecar.core.access_binding import AccessBinding
+from sidecar.core.client_auth import extract_client_credentials
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 
@@ -82,3 +83,14 @@ def add_binding(answer: dict[str, Any], binding: AccessBinding) -> Introspection
         return IntrospectionEdit(notes=tuple(notes) or ("cnf.unchanged",))
     return IntrospectionEdit(body=json.dumps(answer, separators=(",", ":")).encode(),
                              notes=tuple(notes))
+
+
+def revoked_by_owner(binding: AccessBinding, authorization: str | None,
+                     params: FormParams) -> bool:
+    """The revocation's caller presented the client id the token was issued to (RFC 7009
+    §2.1: a server revokes only the caller's own tokens, and answers 200 either way). The
+    upstream authenticated the caller; the sidecar only compares who it says it is."""
+    if not binding.client_id:
+        return False
+    credentials = extract_client_credentials(authorization, params, has_certificate=False)
+    return not isinstance(credentials, OAuthError) and credentials.client_id == binding.client_id

@@ -11,18 +11,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar import errors
 from sidecar.core.access_binding import ACCESS_BINDING, decode_binding
-from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.form import parse_form
 from sidecar.core.introspection import (
     IntrospectionEdit,
     add_binding,
     is_active_json,
+    revoked_by_owner,
     token_parameter,
 )
 from sidecar.core.store_calls import store_call
@@ -33,13 +34,28 @@ from sidecar.http.proxy import UpstreamAnswer
 from sidecar.http.render import error_response
 from sidecar.http.runtime import STATE, Runtime
 from sidecar.logs import FIELDS_ATTRIBUTE
+from sidecar.model import FormParams
 
 log = logging.getLogger("token_sidecar.access")
 # The request id and the headers for the upstream, as the pass-through would send them.
 Outbound = tuple[str, CIMultiDict[str]]
 
 
-Review = Callable[[str, UpstreamAnswer, Runtime, Metrics],
+@dataclass(frozen=True, slots=True)
+class Read:
+    """An introspection or revocation request as read: its token, what identifies the caller,
+    and the body to forward unchanged."""
+
+    token: str
+    params: FormParams
+    authorization: str | None
+    body: bytes
+
+    def __repr__(self) -> str:  # the token and the caller's credentials are secrets
+        return "Read(...)"
+
+
+Review = Callable[[Read, UpstreamAnswer, Runtime, Metrics],
                   Awaitable["IntrospectionEdit | OAuthError"]]
 
 
@@ -58,11 +74,10 @@ async def _relay(request: web.Request, runtime: Runtime, outbound: Outbound, end
     read = await _read(request, runtime)
     if isinstance(read, OAuthError):
         return _done(endpoint, request_id, started, error_response(read, request_id), read)
-    token, body = read
-    answer = await runtime.upstream.send_token(request, headers, body)
+    answer = await runtime.upstream.send_token(request, headers, read.body)
     if isinstance(answer, OAuthError):
         return _done(endpoint, request_id, started, error_response(answer, request_id), answer)
-    edit = await review(token, answer, runtime, request.app[STATE].metrics)
+    edit = await review(read, answer, runtime, request.app[STATE].metrics)
     if isinstance(edit, OAuthError):
         return _done(endpoint, request_id, started, error_response(edit, request_id), edit)
     headers = answer.headers
@@ -73,7 +88,7 @@ async def _relay(request: web.Request, runtime: Runtime, outbound: Outbound, end
                  upstream_status=answer.status)
 
 
-async def _read(request: web.Request, runtime: Runtime) -> tuple[str, bytes] | OAuthError:
+async def _read(request: web.Request, runtime: Runtime) -> Read | OAuthError:
     """RFC 7662 §2.1, RFC 7009 §2.1: POST, a form body, one `token`."""
     if request.method != "POST":
         return errors.method_not_allowed("request.method_not_allowed",
@@ -89,16 +104,22 @@ async def _read(request: web.Request, runtime: Runtime) -> tuple[str, bytes] | O
     if isinstance(params, OAuthError):
         return params
     token = token_parameter(params)
-    return token if isinstance(token, OAuthError) else (token, body)
+    if isinstance(token, OAuthError):
+        return token
+    authorizations = request.headers.getall("Authorization", ())
+    if len(authorizations) > 1:
+        return errors.invalid_request("request.multiple_authorization",
+                                      "More than one Authorization header was sent.")
+    return Read(token, params, authorizations[0] if authorizations else None, body)
 
 
-async def _review_introspection(token: str, answer: UpstreamAnswer, runtime: Runtime,
+async def _review_introspection(read: Read, answer: UpstreamAnswer, runtime: Runtime,
                                 metrics: Metrics) -> IntrospectionEdit | OAuthError:
     active = is_active_json(answer.status, _media_type(answer), answer.body)
     if active is None:
         return _counted(metrics, IntrospectionEdit(notes=("introspection.passed",)))
     env = runtime.env
-    outcome = await store_call(env.store.get_binding(ACCESS_BINDING, token), env.policy)
+    outcome = await store_call(env.store.get_binding(ACCESS_BINDING, read.token), env.policy)
     if isinstance(outcome, OAuthError):
         # Closed: a bearer answer for a bound token would silently unbind it.
         metrics.child(metrics.introspections, "store_unavailable").inc()
@@ -121,25 +142,36 @@ def _counted(metrics: Metrics, edit: IntrospectionEdit) -> IntrospectionEdit:
     return edit
 
 
-async def _after_revocation(token: str, answer: UpstreamAnswer, runtime: Runtime,
+async def _after_revocation(read: Read, answer: UpstreamAnswer, runtime: Runtime,
                             metrics: Metrics) -> IntrospectionEdit | OAuthError:
-    """RFC 7009 §2.2: 200 means the token is invalid now (or was); its binding goes too, so
-    an introspection answer can never give a revoked token's `cnf` to a token of the same
-    value. The upstream revoked it already, so a store failure here is logged, not answered."""
+    """RFC 7009 §2.2: a 200 means the token is invalid now, if the caller was allowed to
+    revoke it; the access-token binding goes with it. A 200 is also the answer to a client
+    that may not revoke the token (§2.1: the server answers 200 and keeps it; DOT does), so
+    the binding is deleted only when the caller is the client it was issued to: otherwise any
+    client could strip another's binding and make its token a bearer token. Refresh-token
+    bindings stay until they expire (a revoked token's binding binds nothing). The upstream
+    has answered already, so a store failure here is logged, not answered."""
     if answer.status != 200:
         return IntrospectionEdit(notes=("revocation.refused",))
     env = runtime.env
-    notes = []
-    for kind in (ACCESS_BINDING, REFRESH_BINDING):
-        outcome = await store_call(env.store.delete_binding(kind, token), env.policy)
-        if isinstance(outcome, OAuthError) or outcome.skipped:
-            notes.append(f"{kind}_binding.delete_failed")
-    if notes:
-        log.warning("revocation: a binding could not be deleted",
-                    extra={FIELDS_ATTRIBUTE: {"notes": ",".join(notes)}})
-    else:
-        metrics.child(metrics.access_bindings, "deleted").inc()
-    return IntrospectionEdit(notes=tuple(notes) or ("binding.deleted",))
+    found = await store_call(env.store.get_binding(ACCESS_BINDING, read.token), env.policy)
+    if isinstance(found, OAuthError) or found.skipped:
+        return _delete_failed()
+    binding = decode_binding(found.value)
+    if binding is None:
+        return IntrospectionEdit(notes=("binding.none",))
+    if not revoked_by_owner(binding, read.authorization, read.params):
+        return IntrospectionEdit(notes=("binding.kept_not_owner",))
+    deleted = await store_call(env.store.delete_binding(ACCESS_BINDING, read.token), env.policy)
+    if isinstance(deleted, OAuthError) or deleted.skipped:
+        return _delete_failed()
+    metrics.child(metrics.access_bindings, "deleted").inc()
+    return IntrospectionEdit(notes=("binding.deleted",))
+
+
+def _delete_failed() -> IntrospectionEdit:
+    log.warning("revocation: the access-token binding could not be deleted")
+    return IntrospectionEdit(notes=("binding.delete_failed",))
 
 
 def _media_type(answer: UpstreamAnswer) -> str:

@@ -95,3 +95,23 @@ async def test_dot_s_metadata_says_what_the_sidecar_enforces(
     assert "dpop_signing_alg_values_supported" not in direct
     assert through["dpop_signing_alg_values_supported"] == list(sidecar.settings.dpop.algorithms)
     assert {k: through[k] for k in direct} == direct
+
+
+async def test_another_dot_client_revoking_leaves_the_binding(
+        sidecar_factory: SidecarFactory, dot_server: DotServer) -> None:
+    sidecar = await dot_sidecar(sidecar_factory, dot_server)
+    key = DPoPKey.generate(alg="ES256")
+
+    def flow() -> dict[str, Any]:
+        token = client_of(sidecar, dot_server).client_credentials(
+            scope="read", dpop=True, dpop_key=key)
+        # DOT answers 200 to a client that may not revoke the token, and keeps it active.
+        response = requests.post(sidecar.url + "/o/revoke_token/",
+                                 data={"token": token.access_token},
+                                 auth=dot_server.resource_server.basic, timeout=10)
+        assert response.status_code == 200
+        return introspect(sidecar.url + "/o/introspect/", dot_server, token.access_token)
+
+    answer = await asyncio.to_thread(flow)
+    assert answer["active"] is True
+    assert answer["cnf"] == {"jkt": thumbprint(key.public_jwk)}

@@ -107,7 +107,7 @@ async def test_revocation_through_the_sidecar_deletes_the_binding(
     _, issued = await token(client, sidecar, {"DPoP": DpopKey().proof(TOKEN_URL_PUBLIC)})
     access_token = issued["access_token"]
     assert await store.get_binding(ACCESS_BINDING, access_token) is not None
-    status, _ = await call(client, sidecar, "/revoke", f"token={access_token}")
+    status, _ = await call(client, sidecar, "/revoke", f"token={access_token}&client_id=app")
     assert status == 200
     assert opaque_as.revoked == [access_token]
     assert await store.get_binding(ACCESS_BINDING, access_token) is None
@@ -115,6 +115,23 @@ async def test_revocation_through_the_sidecar_deletes_the_binding(
     opaque_as.revoked.clear()
     _, answer = await call(client, sidecar, "/introspect", f"token={access_token}")
     assert "cnf" not in answer
+
+
+async def test_another_client_cannot_strip_a_binding_by_revoking(
+        client: aiohttp.ClientSession, sidecar_factory: SidecarFactory,
+        opaque_as: OpaqueTokenServer) -> None:
+    sidecar = await sidecar_factory(opaque_as.url, introspection=DOORS)
+    key = DpopKey()
+    _, issued = await token(client, sidecar, {"DPoP": key.proof(TOKEN_URL_PUBLIC)})
+    access_token = issued["access_token"]
+    # RFC 7009 §2.1: the upstream answers 200 and keeps a token another client asks it to
+    # revoke; had the sidecar dropped the binding, the live token would introspect as bearer.
+    for body in (f"token={access_token}&client_id=mallory", f"token={access_token}"):
+        status, _ = await call(client, sidecar, "/revoke", body)
+        assert status == 200
+    assert opaque_as.revoked == []
+    _, answer = await call(client, sidecar, "/introspect", f"token={access_token}")
+    assert answer["cnf"] == {"jkt": key.jkt}
 
 
 async def test_an_upstream_cnf_that_disagrees_wins_and_is_counted(

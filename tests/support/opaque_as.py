@@ -68,8 +68,12 @@ class OpaqueTokenServer:
                                   **self.introspection_extra})
 
     async def _revoke(self, request: web.Request) -> web.Response:
+        # As DOT does (RFC 7009 §2.1): only the client a token was issued to revokes it, and
+        # every caller gets 200.
         form = dict(parse_qsl((await request.read()).decode()))
-        self.revoked.append(form.get("token", ""))
+        token = form.get("token", "")
+        if token in self.issued and self.issued[token]["client_id"] == form.get("client_id"):
+            self.revoked.append(token)
         return web.Response(status=200)
 
     async def _metadata(self, request: web.Request) -> web.Response:
