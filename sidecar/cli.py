@@ -1,14 +1,16 @@
-"""The `token-sidecar` command: serve, check-config, demo."""
+"""The `token-sidecar` command: serve, check-config, metadata, demo."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
 
 from sidecar.adapters import check_store
+from sidecar.core.metadata import enforced_fields
 from sidecar.core.policy import Policy
 from sidecar.demo import demo_settings, run_demo
 from sidecar.logs import configure_logging
@@ -25,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", required=True, help="TOML configuration file")
     check = commands.add_parser("check-config", help="validate a configuration and exit")
     check.add_argument("--config", required=True, help="TOML configuration file")
+    meta = commands.add_parser(
+        "metadata", help="print the metadata fields the sidecar writes into the upstream's "
+        "discovery documents (RFC 8414)")
+    meta.add_argument("--config", required=True, help="TOML configuration file")
     demo = commands.add_parser("demo", help="run an example upstream and the sidecar")
     demo.add_argument("--port", type=int, default=8080, help="sidecar port (default 8080)")
     demo.add_argument("--upstream-port", type=int, default=9000,
@@ -38,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{args.config}: configuration is valid")
         return 0
+    if args.command == "metadata":
+        return _metadata(settings)
     return _serve(settings, args.config)
 
 
@@ -56,6 +64,16 @@ def _load(path: str) -> Settings | None:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return None
+
+
+def _metadata(settings: Settings) -> int:
+    if not settings.metadata.augment:
+        print("metadata.augment is off: the upstream's documents pass unchanged",
+              file=sys.stderr)
+        return 0
+    fields = enforced_fields(settings, Policy.from_settings(settings)).fields()
+    print(json.dumps(fields, indent=2))
+    return 0
 
 
 def _serve(settings: Settings, config_path: str) -> int:

@@ -134,7 +134,14 @@ class Forward:
     context: tuple[tuple[str, str], ...] = ()
     # What the answer step needs to know about this request (DPoP key, bindings, ...).
     dpop_jkt: str | None = None
+    cert_s256: str | None = None  # x5t#S256 of the accepted client certificate (RFC 8705 §3)
+    requested_scope: str = ""  # the scope asked for, for the access-token binding
     bind_refresh_token_to: str | None = None
+
+    @property
+    def proves_possession(self) -> bool:
+        """A DPoP key or a client certificate was proven: the issued token is to be bound."""
+        return self.dpop_jkt is not None or self.cert_s256 is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The ports the core depends on: a clock and the store. Adapters live in `sidecar.adapters`.
 
 The store holds only four kinds of keys, all with a TTL (SPEC.md "State"): DPoP proof `jti`s,
-client-assertion and attestation-PoP `jti`s, refresh-token bindings, attestation challenges.
+client-assertion and attestation-PoP `jti`s, refresh- and access-token bindings, attestation
+challenges.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class ReplayStore(Protocol):
         ...
 
     async def set_binding(self, kind: str, value: str, bound_to: str, ttl_seconds: float) -> None:
+        ...
+
+    async def delete_binding(self, kind: str, value: str) -> None:
+        """Forget a binding (a revoked token's); nothing happens when there is none."""
         ...
 
     async def ping(self) -> None:

@@ -314,6 +314,30 @@ class AttestationSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BindingsSettings:
+    """Access tokens bound to the DPoP key or certificate proven at the token endpoint
+    (README "Bound tokens"): kept for the answer's expires_in, else this long."""
+
+    default_ttl_seconds: int = key(3600, _positive)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntrospectionSettings:
+    """RFC 7662 introspection and RFC 7009 revocation through the sidecar: `cnf` added to
+    the answers for bound tokens, bindings deleted on revocation. Off when the path is empty."""
+
+    path: str = key("", _path)
+    revocation_path: str = key("", _path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetadataSettings:
+    """RFC 8414 / OpenID Discovery documents passed through with what the sidecar enforces."""
+
+    augment: bool = key(True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
     # Client ids as a label: only for a registry small enough to keep series bounded.
     client_id_label: bool = key(False)
@@ -330,6 +354,10 @@ class Settings:
     grants: GrantsSettings = field(default_factory=lambda: _defaults(GrantsSettings))
     logging: LoggingSettings = field(default_factory=lambda: _defaults(LoggingSettings))
     metrics: MetricsSettings = field(default_factory=lambda: _defaults(MetricsSettings))
+    bindings: BindingsSettings = field(default_factory=lambda: _defaults(BindingsSettings))
+    introspection: IntrospectionSettings = field(
+        default_factory=lambda: _defaults(IntrospectionSettings))
+    metadata: MetadataSettings = field(default_factory=lambda: _defaults(MetadataSettings))
     attestation: AttestationSettings = field(
         default_factory=lambda: _defaults(AttestationSettings))
     # Not a key: the directory of the file the settings came from; relative paths in it
@@ -409,7 +437,23 @@ def _cross_checks(settings: Settings) -> list[str]:
         problems.append("server.admin_listen: must differ from server.listen")
     if settings.dpop.nonce_required and not settings.dpop.nonce_secret_file:
         problems.append("dpop.nonce_required: needs dpop.nonce_secret_file")
+    problems.extend(_path_clashes(settings))
     return problems
+
+
+def _path_clashes(settings: Settings) -> list[str]:
+    """Each endpoint the sidecar handles needs a path of its own."""
+    claimed = {"server.token_path": settings.server.token_path}
+    for name, path in (("dpop.par_path", settings.dpop.par_path),
+                       ("introspection.path", settings.introspection.path),
+                       ("introspection.revocation_path", settings.introspection.revocation_path)):
+        if not path:
+            continue
+        clash = next((other for other, taken in claimed.items() if taken == path), None)
+        if clash is not None:
+            return [f"{name}: {path!r} is already {clash}"]
+        claimed[name] = path
+    return []
 
 
 def _build_section(

@@ -12,7 +12,7 @@ from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import Settings, settings_from_mapping
 from tests.support.servers import RecordingUpstream, start_app
 
-pytest_plugins = ["tests.support.redis_fixtures"]
+pytest_plugins = ["tests.support.redis_fixtures", "tests.support.dot_fixtures"]
 
 TOKEN_URL_PUBLIC = "https://as.example.com/token"
 

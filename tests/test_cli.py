@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import shlex
 import signal
 import socket
@@ -121,3 +122,11 @@ def test_check_config_checks_the_store_url(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "store.url" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_metadata_prints_what_the_sidecar_writes_in() -> None:
+    result = run("metadata", "--config", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    fields = json.loads(result.stdout)
+    assert fields["dpop_signing_alg_values_supported"][0] == "ES256"
+    assert fields["tls_client_certificate_bound_access_tokens"] is True

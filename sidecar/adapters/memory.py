@@ -87,6 +87,10 @@ class MemoryStore:
         now = self.clock.now()
         self._put(key, now + _ttl(ttl_seconds), bound_to, now)
 
+    async def delete_binding(self, kind: str, value: str) -> None:
+        # Its heap slot becomes stale and is skipped later.
+        self._entries.pop(store_key(self.prefix, kind, value), None)
+
     async def ping(self) -> None:
         return None
 

@@ -583,6 +583,10 @@ class RedisStore:
         data = bound_to.encode("utf-8", "surrogatepass")
         await self._call("set_binding", kind, lambda: self._client.set(key, data, px=ttl_ms))
 
+    async def delete_binding(self, kind: str, value: str) -> None:
+        key = self.key(kind, value)
+        await self._call("delete_binding", kind, lambda: self._client.delete(key))
+
     async def ping(self) -> None:
         """Every master answers (on a Cluster, each one holds a share of the keys)."""
         client = self._client

@@ -197,10 +197,10 @@ async def decide(request: TokenRequest, env: Env, steps: Sequence[Step] = STEPS)
     facts, error = await run_steps(request, env, steps)
     if error is not None:
         return Respond(error, facts.summary(error.result_code, error.description))
-    return _forward(facts)
+    return _forward(facts, request.parameters.get("scope") or "")
 
 
-def _forward(facts: Facts) -> Forward:
+def _forward(facts: Facts, requested_scope: str) -> Forward:
     grant, client, cert, proof = facts.grant, facts.client, facts.certificate, facts.dpop
     assert grant is not None and client is not None  # every step ran
     auth = facts.auth
@@ -228,6 +228,8 @@ def _forward(facts: Facts) -> Forward:
         summary=facts.summary(_result_code(grant.action), f"{grant.grant_type} request is valid"),
         context=tuple(context),
         dpop_jkt=proof.jkt if proof else None,
+        cert_s256=cert.x5t_s256 if cert else None,
+        requested_scope=requested_scope,
         bind_refresh_token_to=refresh_binding(facts),
     )
 

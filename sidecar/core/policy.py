@@ -29,6 +29,7 @@ class Policy:
     nonce_required: bool
     par_htu_targets: frozenset[str]
     refresh_binding_ttl_seconds: int
+    access_binding_ttl_seconds: int  # without expires_in in the token answer
     upstream_token_type: str  # pass | rewrite | require
     store_fails_open: bool
     retry_after_seconds: int
@@ -50,6 +51,7 @@ class Policy:
             nonce_required=dpop.nonce_required,
             par_htu_targets=_par_targets(settings),
             refresh_binding_ttl_seconds=dpop.refresh_binding_ttl_seconds,
+            access_binding_ttl_seconds=settings.bindings.default_ttl_seconds,
             upstream_token_type=dpop.upstream_token_type,
             store_fails_open=settings.store.failure_mode == "open",
             retry_after_seconds=settings.store.retry_after_seconds,

@@ -85,6 +85,18 @@ class Metrics:
             "token_sidecar_upstream_token_type_mismatches",
             "Upstream answers to DPoP requests whose token_type was not DPoP, by what was done.",
             ["handling"], registry=r)
+        self.access_bindings = Counter(
+            "token_sidecar_access_bindings",
+            "Access tokens bound to a DPoP key or certificate: recorded, skipped (store down, "
+            "failure_mode open), deleted on revocation.", ["outcome"], registry=r)
+        self.introspections = Counter(
+            "token_sidecar_introspections",
+            "Introspection answers through the sidecar, by what was done to them.",
+            ["outcome"], registry=r)
+        self.metadata_documents = Counter(
+            "token_sidecar_metadata_documents",
+            "Metadata documents passed through, by whether fields were written in.",
+            ["outcome"], registry=r)
         self.config_reloads = Counter("token_sidecar_config_reloads",
                                       "Configuration reloads by outcome.", ["outcome"],
                                       registry=r)
@@ -147,6 +159,9 @@ class InstrumentedStore:
     async def set_binding(self, kind: str, value: str, bound_to: str, ttl_seconds: float) -> None:
         await self._timed("set_binding",
                           self.inner.set_binding(kind, value, bound_to, ttl_seconds))
+
+    async def delete_binding(self, kind: str, value: str) -> None:
+        await self._timed("delete_binding", self.inner.delete_binding(kind, value))
 
     async def ping(self) -> None:
         await self._timed("ping", self.inner.ping())

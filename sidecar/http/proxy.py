@@ -28,6 +28,16 @@ _NO_AUTO_HEADERS = ("Accept-Encoding", "User-Agent", "Content-Type")
 
 
 @dataclass(frozen=True, slots=True)
+class Outbound:
+    """What a handler that reads the upstream's answer sends it: the request id, the headers
+    as the pass-through would send them, and the checked target."""
+
+    request_id: str
+    headers: CIMultiDict[str]
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamAnswer:
     status: int
     headers: CIMultiDict[str]
@@ -71,10 +81,12 @@ class Upstream:
                          encoded=True)
 
     async def send_token(
-        self, request: web.BaseRequest, target: Target, headers: CIMultiDict[str], body: bytes
+        self, request: web.BaseRequest, target: Target, headers: CIMultiDict[str],
+        body: bytes | None
     ) -> UpstreamAnswer | OAuthError:
-        # The answer is read here (to enforce no-store, token_type, bindings), so ask for it
-        # uncompressed.
+        """A request whose answer the sidecar reads (token, PAR, introspection, revocation,
+        metadata): the body buffered and small, the answer read up to a bound. The answer is
+        read here (to enforce no-store, token_type, bindings), so ask for it uncompressed."""
         headers["Accept-Encoding"] = "identity"
         try:
             async with self._session.request(

@@ -21,7 +21,15 @@ from sidecar.http.headers import dropped_from
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session
-from sidecar.http.target import ATTESTATION_CHALLENGE, PAR, TOKEN, GuardedPath, GuardedPaths
+from sidecar.http.target import (
+    ATTESTATION_CHALLENGE,
+    INTROSPECTION,
+    PAR,
+    REVOCATION,
+    TOKEN,
+    GuardedPath,
+    GuardedPaths,
+)
 from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import ClientsSettings, ConfigError, Settings
 
@@ -216,7 +224,9 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
 
 def guarded_paths(settings: Settings, policy: Policy) -> GuardedPaths:
     paths = [GuardedPath(TOKEN, settings.server.token_path),
-             GuardedPath(PAR, settings.dpop.par_path)]
+             GuardedPath(PAR, settings.dpop.par_path),
+             GuardedPath(INTROSPECTION, settings.introspection.path),
+             GuardedPath(REVOCATION, settings.introspection.revocation_path)]
     attestation = policy.attestation
     if attestation is not None and attestation.challenges is not None:
         paths.append(GuardedPath(ATTESTATION_CHALLENGE, attestation.challenge_path))

@@ -159,11 +159,13 @@ def _refused(result_code: str, description: str, detail: str) -> OAuthError:
 TOKEN = "token"  # noqa: S105 - a handler name
 PAR = "par"
 ATTESTATION_CHALLENGE = "attestation_challenge"
+INTROSPECTION = "introspection"
+REVOCATION = "revocation"
 
 
 @dataclass(frozen=True, slots=True)
 class GuardedPath:
-    name: str  # which handler: TOKEN, PAR, ATTESTATION_CHALLENGE (later: introspection, ...)
+    name: str  # which handler: TOKEN, PAR, ATTESTATION_CHALLENGE INTROSPECTION, REVOCATION
     path: str  # as configured
 
 

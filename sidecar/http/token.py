@@ -19,17 +19,20 @@ from sidecar.core.answer import AnswerEdit, review_answer
 from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
 from sidecar.core.attestation import response_headers as attestation_headers
 from sidecar.core.decide import decide
+from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
 from sidecar.core.query import check_query
 from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
+from sidecar.http.introspection import introspect, revoke
+from sidecar.http.metadata import metadata
 from sidecar.http.metrics import Metrics
 from sidecar.http.parse import read_token_request
-from sidecar.http.proxy import AnswerWith, UpstreamAnswer
+from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
-from sidecar.http.target import PAR, TOKEN, Target, read_target
+from sidecar.http.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 
@@ -42,6 +45,7 @@ _EXPOSED_TO_BROWSERS = ("DPoP-Nonce", "WWW-Authenticate", "OAuth-Client-Attestat
 Decider = Callable[[TokenRequest, Env], Awaitable[Decision]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TARGET = web.RequestKey("target", Target)
+BoundTokenHandler = Callable[[web.Request, Runtime, Outbound], Awaitable[web.Response]]
 
 
 # A random per-process prefix and a counter: unique across replicas, cheaper than uuid4.
@@ -79,8 +83,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     assert runtime is not None  # set before the site starts listening
     if _is_cors_preflight(request):
         return await passthrough(request, runtime)
-    guarded = runtime.guarded.route(request[TARGET])
+    target = request[TARGET]
+    guarded = runtime.guarded.route(target)
     if guarded is None:
+        if runtime.settings.metadata.augment and request.method == "GET" \
+                and is_metadata_path(target.path):
+            return await _bound_tokens(request, runtime, metadata)
         return await passthrough(request, runtime)
     if isinstance(guarded, OAuthError):
         return _refuse_target(request, guarded)
@@ -88,6 +96,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await _handle(request, state, runtime, decide)
     if guarded.name == PAR:
         return await _handle(request, state, runtime, decide_par)
+    if guarded.name == INTROSPECTION:
+        return await _bound_tokens(request, runtime, introspect)
+    if guarded.name == REVOCATION:
+        return await _bound_tokens(request, runtime, revoke)
     attestation = runtime.env.policy.attestation
     assert attestation is not None  # guarded only when challenges are on
     return _attestation_challenge(request, runtime, attestation)
@@ -108,6 +120,15 @@ def _refuse_target(request: web.Request, error: OAuthError) -> web.Response:
     # CONNECT may have turned it into a tunnel): close it.
     response.force_close()
     return response
+
+
+async def _bound_tokens(request: web.Request, runtime: Runtime,
+                        handler: BoundTokenHandler) -> web.Response:
+    """Introspection, revocation, metadata (README "Bound tokens"): answers the sidecar
+    reads, to carry the bindings on."""
+    request_id = request_id_of(request)
+    return await handler(request, runtime, Outbound(
+        request_id, _upstream_headers(request, runtime, request_id), request[TARGET]))
 
 
 def _attestation_challenge(request: web.Request, runtime: Runtime,
@@ -297,3 +318,5 @@ class _Record:
         for note in notes:
             if note.startswith("upstream_token_type."):
                 metrics.child(metrics.upstream_token_type, note.rpartition(".")[2]).inc()
+            elif note.startswith("access_binding."):
+                metrics.child(metrics.access_bindings, note.rpartition(".")[2]).inc()

@@ -412,6 +412,7 @@ async def test_client_secret_jwt_signed_by_pyjwt_and_authlib(world: World) -> No
     assert (result.authenticated, result.method) == (True, "client_secret_jwt")
     by_authlib = client_secret_jwt_sign(OctKey.import_key(JWT_SECRET), "hmac", ISSUER,
                                         alg="HS384")
+    world.clock.t = time.time()  # authlib signs with the real clock, not the test's
     assert (await world.ok(via_assertion(by_authlib))).method == "client_secret_jwt"
 
 
@@ -464,6 +465,7 @@ async def test_private_key_jwt_rsa_signed_by_authlib(world: World, alg: str) -> 
                                       serialization.NoEncryption())
     token = private_key_jwt_sign(RSAKey.import_key(pem), "rsa", ISSUER, alg=alg,
                                  header={"kid": "r1"})
+    world.clock.t = time.time()  # authlib signs with the real clock, not the test's
     assert (await world.ok(via_assertion(token))).method == "private_key_jwt"
 
 

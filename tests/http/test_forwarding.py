@@ -152,11 +152,12 @@ async def test_upstream_timeout_is_504(client: aiohttp.ClientSession,
 
 async def test_other_paths_pass_through_unchanged(client: aiohttp.ClientSession,
                                                   sidecar: Sidecar) -> None:
-    async with client.get(sidecar.url + "/.well-known/openid-configuration?x=1%202") as response:
+    # (Metadata documents are the exception: tests/http/test_bound_tokens.py.)
+    async with client.get(sidecar.url + "/userinfo?x=1%202") as response:
         assert response.status == 200
         assert response.headers["X-Echo"] == "1"
         assert await response.json() == {
-            "method": "GET", "path": "/.well-known/openid-configuration", "query": "x=1%202",
+            "method": "GET", "path": "/userinfo", "query": "x=1%202",
             "body_length": 0}
     async with client.post(sidecar.url + "/authorize", data=b"a=1&a=2") as response:
         # Strict parsing belongs to the token endpoint only.
