@@ -102,7 +102,7 @@ async def test_request_metrics(client: aiohttp.ClientSession, pair_factory) -> N
     pair = await pair_factory()
     proof = DpopKey().proof(TOKEN_URL_PUBLIC)
     for body, headers in [(CC, {}), (CC, {"DPoP": proof}), (CC, {"DPoP": proof}),
-                          ("grant_type=magic", {}), (CC + "&scope=a&scope=b", {})]:
+                          ("grant_type=magic&client_id=app", {}), (CC + "&scope=a&scope=b", {})]:
         async with client.post(pair.token_url, data=body, headers={**FORM, **headers}):
             pass
     found = await scrape(client, pair)
