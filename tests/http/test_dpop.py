@@ -203,10 +203,14 @@ async def test_public_client_refresh_tokens_are_bound_to_the_key(
                                                "&client_id=spa",
                               {"DPoP": key.proof(TOKEN_URL_PUBLIC)})
     assert status == 200
-    # Another key, or none, cannot use the bound refresh token.
-    for headers in ({"DPoP": other.proof(TOKEN_URL_PUBLIC)}, {}):
+    # Another key, or none, cannot use the bound refresh token; each is told which it was.
+    for headers, description in (
+            ({"DPoP": other.proof(TOKEN_URL_PUBLIC)},
+             "The refresh token is bound to another DPoP key."),
+            ({}, "The refresh token is bound to a DPoP key: a DPoP proof is required.")):
         status, _, body = await post(client, sidecar, refresh("rt-1"), headers)
         assert (status, body["error"]) == (400, "invalid_grant")
+        assert body["error_description"] == description
     assert len(sidecar.upstream.received) == 1
     # The same key can; the rotated token inherits the binding.
     sidecar.upstream.token_body = {"access_token": "at2", "token_type": "DPoP",
