@@ -49,7 +49,8 @@ POLICY = DpopPolicy.from_settings(
                  htu_aliases=(ALIAS,)),
     ENDPOINT,
 )
-DEFAULT_POLICY = DpopPolicy.from_settings(DpopSettings(), ENDPOINT)  # ES256 EdDSA PS256 RS256
+# ES256 EdDSA Ed25519 PS256 RS256
+DEFAULT_POLICY = DpopPolicy.from_settings(DpopSettings(), ENDPOINT)
 NONCES = WindowedHmac((SECRET, OLD_SECRET), 60, 2, "dpop-nonce")
 
 
