@@ -30,7 +30,7 @@ from sidecar.core.client_authn import (
     unidentified_client,
 )
 from sidecar.core.dpop import validate_proof
-from sidecar.core.grants import JWT_BEARER, validate_grant
+from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
 from sidecar.core.mtls import parse_client_certificate
 from sidecar.core.steps import (
@@ -122,17 +122,24 @@ async def require_client_identification(request: TokenRequest, facts: Facts,
     confidential clients authenticate, public clients send client_id): Basic, client_id,
     a client assertion, a certificate or an attestation. Without one the request is refused
     here, registry or not, rather than left to an upstream that may issue a token to nobody.
-    RFC 7523 §3.1 is the exception: an assertion grant may come without client
-    authentication."""
+    The grants whose own credential may stand alone are the exceptions (`_MAY_BE_ANONYMOUS`)."""
     client = facts.client
     assert client is not None
     attested = facts.attested is not None or (
         env.policy.attestation is None and bool(request.attestation))  # for the upstream
     if client.client_id is not None or facts.certificate is not None or attested:
         return None
-    if request.parameters.get("grant_type") == JWT_BEARER:
+    if request.parameters.get("grant_type") in _MAY_BE_ANONYMOUS:
         return None
     return unidentified_client(client, env.policy.client_auth.issuer)
+
+
+_MAY_BE_ANONYMOUS = frozenset({
+    JWT_BEARER,  # RFC 7523 §3.1: client authentication is optional for the assertion grant
+    # OpenID4VCI 1.0 §6.1: for the pre-authorized code, client authentication (and so
+    # client_id) is optional; wallets may be anonymous.
+    PRE_AUTHORIZED_CODE,
+})
 
 
 async def authenticate_client(request: TokenRequest, facts: Facts,

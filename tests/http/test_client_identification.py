@@ -128,9 +128,13 @@ def certificate() -> str:
     ("grant_type=client_credentials", {"Authorization": "Basic " + b64("billing:" + SECRET)}),
     ("grant_type=client_credentials&client_id=poster&client_secret=x", {}),
     (f"grant_type={quote(JWT_BEARER, safe='')}&assertion={ASSERTION}", {}),  # RFC 7523 §3.1
+    # OpenID4VCI 1.0 §6.1: an anonymous wallet.
+    ("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Apre-authorized_code"
+     "&pre-authorized_code=SplxlOBeZQQYbYS6WxSbIA&tx_code=493536", {}),
     ("grant_type=client_credentials", {"OAuth-Client-Attestation": "a.b.c",
                                        "OAuth-Client-Attestation-PoP": "d.e.f"}),
-], ids=["client_id", "basic", "post", "jwt-bearer-grant", "attestation-for-the-upstream"])
+], ids=["client_id", "basic", "post", "jwt-bearer-grant", "pre-authorized-code",
+        "attestation-for-the-upstream"])
 async def test_a_request_that_names_its_client_is_forwarded_without_a_registry(
         client: aiohttp.ClientSession, sidecar: Sidecar, body: str,
         headers: dict[str, str]) -> None:
