@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from cryptography import x509
@@ -145,15 +145,15 @@ def unidentified_client(credentials: ClientCredentials, realm: str) -> OAuthErro
     """A token request that names no client (RFC 6749 §3.2.1: confidential clients
     authenticate, public ones send client_id). Another Authorization scheme is not client
     authentication here; the client is told so, and which challenge would be."""
-    error = errors.invalid_client("client.unidentified",
-                                  "The request does not identify the client.")
     scheme = credentials.other_scheme
     if scheme is None:
-        return error
-    return replace(error, description=(
+        return errors.invalid_client("client.unidentified",
+                                     "The request does not identify the client.")
+    return errors.invalid_client(
+        "client.unidentified",
         f"The request does not identify the client: the Authorization header's {scheme} "
         "scheme is not client authentication at the token endpoint (use Basic, or send "
-        "client_id).")).with_headers(basic_challenge(realm))
+        "client_id).").with_headers(basic_challenge(realm))
 
 
 async def authenticate(
