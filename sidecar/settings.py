@@ -225,7 +225,9 @@ class DpopSettings:
     nonce_secret_file: str = key("")
     nonce_step_seconds: int = key(60, _positive)
     nonce_window_steps: int = key(2, _non_negative)
-    algorithms: tuple[str, ...] = key(["ES256", "EdDSA", "PS256", "RS256"],
+    # Ed25519 is RFC 9864's fully-specified name for EdDSA over Ed25519: oauth4webapi and
+    # other WebCrypto clients sign with it.
+    algorithms: tuple[str, ...] = key(["ES256", "EdDSA", "Ed25519", "PS256", "RS256"],
                                       _subset_of(*DPOP_ALGORITHMS))
     htu_aliases: tuple[str, ...] = key([])
     max_jti_length: int = key(256, _positive)

@@ -69,7 +69,8 @@ async def test_one_json_line_per_request_and_no_secret_in_it(
          {"DPoP": proof, "X-SSL-Client-Cert": quote(leaf, safe="")}),
         ({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
           "assertion": secrets["assertion"]}, {}),
-        ({"grant_type": "password", "password": secrets["password"]}, {}),  # refused
+        ({"grant_type": "password", "password": secrets["password"], "client_id": "c"},
+         {}),  # refused
         ({"grant_type": "authorization_code", "code": secrets["code"], "client_id": "spa"},
          {"DPoP": proof}),  # replayed proof: refused
     ]

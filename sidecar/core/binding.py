@@ -64,17 +64,32 @@ async def _check_one(refresh_token: str, facts: Facts, env: Env) -> OAuthError |
             return error
     elif kind == "x5t":
         # RFC 8705 §4: a public client's refresh token bound to its certificate.
-        presented = facts.certificate.x5t_s256 if facts.certificate else None
-        if presented != value:
-            return errors.invalid_grant("binding.certificate_mismatch",
-                                        "The refresh token is bound to another certificate.")
+        if facts.certificate is None:
+            return _CERTIFICATE_REQUIRED
+        if facts.certificate.x5t_s256 != value:
+            return _OTHER_CERTIFICATE
     else:
-        presented = facts.dpop.jkt if facts.dpop else None
-        if presented != value:
-            return errors.invalid_grant("binding.dpop_key_mismatch",
-                                        "The refresh token is bound to another DPoP key.")
+        # RFC 9449 §5: a public client's refresh token bound to its DPoP key.
+        if facts.dpop is None:
+            return _PROOF_REQUIRED
+        if facts.dpop.jkt != value:
+            return _OTHER_KEY
     facts.refresh_bound_to = bound
     return None
+
+
+# A client that sent no proof (or no certificate) is told what is missing, not that it used
+# another key.
+_PROOF_REQUIRED = errors.invalid_grant(
+    "binding.dpop_proof_required",
+    "The refresh token is bound to a DPoP key: a DPoP proof is required.")
+_OTHER_KEY = errors.invalid_grant("binding.dpop_key_mismatch",
+                                  "The refresh token is bound to another DPoP key.")
+_CERTIFICATE_REQUIRED = errors.invalid_grant(
+    "binding.certificate_required",
+    "The refresh token is bound to a client certificate: present that certificate.")
+_OTHER_CERTIFICATE = errors.invalid_grant("binding.certificate_mismatch",
+                                          "The refresh token is bound to another certificate.")
 
 
 def refresh_binding(facts: Facts) -> str | None:

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sidecar import errors
@@ -27,7 +27,8 @@ JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _VSCHAR = re.compile(r"[\x20-\x7e]+")
 _B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_BASIC_PREFIX = "basic "
+# RFC 9110 §11.4: credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ].
+_CREDENTIALS = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32})(?:[ \t]+(.*))?", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class ClientCredentials:
     # clients (requests-oauth2client, authlib, ...) do not form-encode before Basic, so a
     # secret with '+' or '%' arrives raw. Both readings are compared with the registered one.
     secret_as_sent: str | None = None
+    # The scheme of an Authorization header that was not Basic ("Bearer", or "non-Basic" when
+    # it does not even parse): not client authentication, but worth telling the client.
+    other_scheme: str | None = None
 
     @property
     def secret_candidates(self) -> tuple[str, ...]:
@@ -54,12 +58,28 @@ class ClientCredentials:
         return f"ClientCredentials(client_id={self.client_id!r}, method={self.method!r})"
 
 
+def basic_challenge(realm: str) -> tuple[str, str]:
+    """The one `WWW-Authenticate` of every `invalid_client` answer to a client that used (or
+    tried) the Authorization header, RFC 6749 §5.2; the realm is the issuer."""
+    escaped = realm.replace("\\", "\\\\").replace('"', '\\"')
+    return ("WWW-Authenticate", f'Basic realm="{escaped}", error="invalid_client"')
+
+
 def extract_client_credentials(
-    authorization: str | None, params: FormParams, has_certificate: bool
+    authorization: str | None, params: FormParams, has_certificate: bool, *, realm: str
 ) -> ClientCredentials | OAuthError:
+    """`realm` is the issuer, named in the challenge of a malformed Basic value."""
     basic = _read_basic(authorization)
     if isinstance(basic, OAuthError):
-        return basic
+        return basic.with_headers(basic_challenge(realm))
+    credentials = _credentials(basic, params, has_certificate)
+    if isinstance(credentials, OAuthError) or basic is not None or authorization is None:
+        return credentials
+    return replace(credentials, other_scheme=_scheme_of(authorization))
+
+
+def _credentials(basic: ClientCredentials | None, params: FormParams,
+                 has_certificate: bool) -> ClientCredentials | OAuthError:
     presented = [m for m in (
         "client_secret_basic" if basic else None,
         "client_secret_post" if "client_secret" in params else None,
@@ -101,17 +121,27 @@ def extract_client_credentials(
     return credentials
 
 
+def _scheme_of(authorization: str) -> str:
+    parsed = _CREDENTIALS.fullmatch(authorization.strip())
+    return parsed.group(1) if parsed else "non-Basic"
+
+
 def _read_basic(authorization: str | None) -> ClientCredentials | OAuthError | None:
     """Decode `Authorization: Basic` per RFC 6749 §2.3.1: both parts are form-urlencoded.
 
     Clients that skip the form-encoding are common (research notes, client-auth.md §1), so
     the undecoded password is kept too, and text that is not UTF-8 is read as Latin-1, the
-    encoding such clients use.
+    encoding such clients use. The scheme is case-insensitive (RFC 9110 §11.1), and a bare
+    `Basic` is a malformed Basic value, not another scheme.
     """
-    if authorization is None or authorization[:6].lower() != _BASIC_PREFIX:
+    parsed = _CREDENTIALS.fullmatch(authorization.strip()) if authorization else None
+    if parsed is None or parsed.group(1).lower() != "basic":
         return None  # another scheme is not client authentication; the upstream may use it
+    token = (parsed.group(2) or "").strip()
+    if not token:
+        return _bad_basic("The Basic credentials are empty.")
     try:
-        raw = base64.b64decode(authorization[6:].strip(), validate=True)
+        raw = base64.b64decode(token, validate=True)
     except (binascii.Error, ValueError):
         return _bad_basic("The Basic credentials are not valid base64.")
     try:
@@ -140,9 +170,9 @@ def _form_decode(text: str) -> str | None:
 
 
 def _bad_basic(description: str) -> OAuthError:
-    # RFC 6749 §5.2: a client that tried the Authorization header gets 401 with a challenge.
-    return errors.invalid_client("client.malformed_basic", description).with_headers(
-        ("WWW-Authenticate", 'Basic realm="token", charset="UTF-8"'))
+    # RFC 6749 §5.2: a client that tried the Authorization header gets 401 with a challenge
+    # (added by the caller, which knows the realm).
+    return errors.invalid_client("client.malformed_basic", description)
 
 
 def _read_assertion(params: FormParams) -> ClientCredentials | OAuthError:

@@ -35,7 +35,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sidecar import errors
-from sidecar.core.client_auth import ClientCredentials
+from sidecar.core.client_auth import ClientCredentials, basic_challenge
 from sidecar.core.jwks import (
     ASYMMETRIC_ALGORITHMS,
     HMAC_ALGORITHMS,
@@ -129,13 +129,9 @@ class _Refusal:
     """Builds the `invalid_client` errors of one request."""
 
     def __init__(self, policy: ClientAuthPolicy, used_basic: bool) -> None:
-        self._challenge = None
-        if used_basic:
-            # RFC 6749 §5.2: the client used the Authorization header, so 401 with a
-            # WWW-Authenticate of the scheme it used.
-            realm = policy.issuer.replace("\\", "\\\\").replace('"', '\\"')
-            self._challenge = ("WWW-Authenticate",
-                               f'Basic realm="{realm}", error="invalid_client"')
+        # RFC 6749 §5.2: the client used the Authorization header, so 401 with a
+        # WWW-Authenticate of the scheme it used.
+        self._challenge = basic_challenge(policy.issuer) if used_basic else None
 
     def __call__(self, reason: str, description: str, detail: str = "") -> OAuthError:
         error = errors.invalid_client(f"client.{reason}", description, detail[:_DETAIL_MAX])
@@ -143,6 +139,21 @@ class _Refusal:
 
 
 _FAILED = "Client authentication failed."
+
+
+def unidentified_client(credentials: ClientCredentials, realm: str) -> OAuthError:
+    """A token request that names no client (RFC 6749 §3.2.1: confidential clients
+    authenticate, public ones send client_id). Another Authorization scheme is not client
+    authentication here; the client is told so, and which challenge would be."""
+    scheme = credentials.other_scheme
+    if scheme is None:
+        return errors.invalid_client("client.unidentified",
+                                     "The request does not identify the client.")
+    return errors.invalid_client(
+        "client.unidentified",
+        f"The request does not identify the client: the Authorization header's {scheme} "
+        "scheme is not client authentication at the token endpoint (use Basic, or send "
+        "client_id).").with_headers(basic_challenge(realm))
 
 
 async def authenticate(
@@ -167,7 +178,7 @@ async def authenticate(
         if policy.unknown == "forward":
             return AuthenticatedClient(None, False, credentials.method)
         if client_id is None:
-            return refuse("unidentified", "The request does not identify the client.")
+            return unidentified_client(credentials, policy.issuer)
         return refuse("unknown", _FAILED, f"client_id {client_id!r} is not registered")
     registered, presented = client.token_endpoint_auth_method, credentials.method
     if registered in TLS_METHODS and presented == "none":

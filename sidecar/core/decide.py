@@ -23,9 +23,14 @@ from sidecar.core.attestation import (
 )
 from sidecar.core.binding import check_refresh_binding, refresh_binding
 from sidecar.core.client_auth import extract_client_credentials
-from sidecar.core.client_authn import authenticate, check_client_policy, context_headers
+from sidecar.core.client_authn import (
+    authenticate,
+    check_client_policy,
+    context_headers,
+    unidentified_client,
+)
 from sidecar.core.dpop import validate_proof
-from sidecar.core.grants import JWT_BEARER, validate_grant
+from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
 from sidecar.core.mtls import parse_client_certificate
 from sidecar.core.steps import (
@@ -68,7 +73,8 @@ async def identify_client(request: TokenRequest, facts: Facts, env: Env) -> OAut
             facts.legacy_attestation = legacy
             params = legacy.remaining
     credentials = extract_client_credentials(
-        request.authorization, params, facts.certificate is not None)
+        request.authorization, params, facts.certificate is not None,
+        realm=env.policy.client_auth.issuer)
     if isinstance(credentials, OAuthError):
         return credentials
     facts.client = credentials
@@ -108,6 +114,32 @@ async def check_attestation(request: TokenRequest, facts: Facts,
         facts.replays.append(result.replay)
     facts.context.extend(result.context())
     return None
+
+
+async def require_client_identification(request: TokenRequest, facts: Facts,
+                                        env: Env) -> OAuthError | None:
+    """Every token request names its client, whoever authenticates it (RFC 6749 §3.2.1:
+    confidential clients authenticate, public clients send client_id): Basic, client_id,
+    a client assertion, a certificate or an attestation. Without one the request is refused
+    here, registry or not, rather than left to an upstream that may issue a token to nobody.
+    The grants whose own credential may stand alone are the exceptions (`_MAY_BE_ANONYMOUS`)."""
+    client = facts.client
+    assert client is not None
+    attested = facts.attested is not None or (
+        env.policy.attestation is None and bool(request.attestation))  # for the upstream
+    if client.client_id is not None or facts.certificate is not None or attested:
+        return None
+    if request.parameters.get("grant_type") in _MAY_BE_ANONYMOUS:
+        return None
+    return unidentified_client(client, env.policy.client_auth.issuer)
+
+
+_MAY_BE_ANONYMOUS = frozenset({
+    JWT_BEARER,  # RFC 7523 §3.1: client authentication is optional for the assertion grant
+    # OpenID4VCI 1.0 §6.1: for the pre-authorized code, client authentication (and so
+    # client_id) is optional; wallets may be anonymous.
+    PRE_AUTHORIZED_CODE,
+})
 
 
 async def authenticate_client(request: TokenRequest, facts: Facts,
@@ -184,6 +216,7 @@ STEPS: Sequence[Step] = (
     read_certificate,
     identify_client,
     check_attestation,
+    require_client_identification,
     authenticate_client,
     check_grant,
     check_dpop_proof,

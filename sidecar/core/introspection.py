@@ -92,5 +92,6 @@ def revoked_by_owner(binding: AccessBinding, authorization: str | None,
     upstream authenticated the caller; the sidecar only compares who it says it is."""
     if not binding.client_id:
         return False
-    credentials = extract_client_credentials(authorization, params, has_certificate=False)
+    credentials = extract_client_credentials(authorization, params, has_certificate=False,
+                                             realm="")
     return not isinstance(credentials, OAuthError) and credentials.client_id == binding.client_id

@@ -7,6 +7,7 @@ A step reads the request and the facts so far, and either records more facts or 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,13 +53,16 @@ class Facts:
     replays: list[ReplayCheck] = field(default_factory=list)  # burned by the last step
     replay_check_skipped: bool = False
     context: list[tuple[str, str]] = field(default_factory=list)
+    # The grant_type parameter as sent, for the log line of a request refused before (or
+    # by) the grant checks: a PKCE or scope refusal is still a refusal of that grant.
+    presented_grant_type: str = ""
 
     def summary(self, result_code: str, message: str) -> Summary:
         client = self.client
         return Summary(
             result_code=result_code,
             message=message,
-            grant_type=self.grant.grant_type if self.grant else "",
+            grant_type=self.grant.grant_type if self.grant else self.presented_grant_type,
             client_id=(client.client_id or "") if client else "",
             auth_method=client.method if client else "",
         )
@@ -71,12 +75,22 @@ Step = Callable[[TokenRequest, Facts, Env], Awaitable[OAuthError | None]]
 async def run_steps(request: TokenRequest, env: Env,
                     steps: Sequence[Step]) -> tuple[Facts, OAuthError | None]:
     """Run the steps in order until one refuses; the facts, and the refusal if any."""
-    facts = Facts()
+    facts = Facts(presented_grant_type=_loggable(request.parameters.get("grant_type", "")))
     for step in steps:
         error = await step(request, facts, env)
         if error is not None:
             return facts, error
     return facts, None
+
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+_LOGGED_MAX = 128
+
+
+def _loggable(value: str) -> str:
+    """A client's value as a log field: bounded, printable ASCII (a human log line must not
+    be split or forged by a CR/LF in a parameter). Metrics bound it further to known names."""
+    return _UNPRINTABLE.sub("?", value[:_LOGGED_MAX])
 
 
 async def check_dpop_proof(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:

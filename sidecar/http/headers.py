@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-# RFC 9110 §7.6.1: connection-specific headers are never forwarded. Content-Length and Host
-# are set by the client library for the hop to the upstream.
+# RFC 9110 §7.6.1: connection-specific headers are never forwarded. Host is set by the
+# client library for the hop to the upstream; Content-Length from the parsed request (the
+# buffered token body's own length, or the pass-through body's, see proxy._framed_body).
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",

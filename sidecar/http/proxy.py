@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import web
+from aiohttp import StreamReader, web
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -106,7 +106,7 @@ class Upstream:
     async def stream(self, request: web.Request, target: Target,
                      headers: CIMultiDict[str]) -> web.StreamResponse:
         """Pass a non-token request through, body and answer streamed in both directions."""
-        data = request.content if request.body_exists else None
+        data = _framed_body(request, headers)
         try:
             async with self._session.request(
                 request.method, self.url_for(target), headers=headers, data=data,
@@ -121,6 +121,17 @@ class Upstream:
                 return await _copy_body(upstream, response, request)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise AnswerWith(upstream_error(exc)) from exc
+
+
+def _framed_body(request: web.Request, headers: CIMultiDict[str]) -> StreamReader | None:
+    """The client's body with the client's framing (RFC 9112 §6): a body that came with
+    Content-Length goes on with that Content-Length, still streamed; only a chunked body goes
+    chunked. Re-chunking is not harmless: gunicorn hands a chunked body to the WSGI app
+    without CONTENT_LENGTH, and Django, which reads CONTENT_LENGTH bytes, then sees none."""
+    if request.content_length is not None:
+        # The parser accepted it, so there is no Transfer-Encoding beside it (RFC 9112 §6.3).
+        headers["Content-Length"] = str(request.content_length)
+    return request.content if request.body_exists else None
 
 
 async def _copy_body(

@@ -228,7 +228,7 @@ async def test_private_key_jwt_follows_a_rotating_jwks_uri(key_server: KeyServer
         token = client_assertion(key_server, clock.now())
         credentials = extract_client_credentials(None, FormParams({
             "client_assertion": (token,), "client_assertion_type": (JWT_BEARER_ASSERTION,)}),
-            False)
+            False, realm=ISSUER)
         assert not isinstance(credentials, OAuthError)
         return await authenticate(credentials, None, registry, policy=policy, now=clock.now(),
                                   store=store, jwks=source, secrets=secrets)

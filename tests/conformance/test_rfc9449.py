@@ -49,7 +49,8 @@ POLICY = DpopPolicy.from_settings(
                  htu_aliases=(ALIAS,)),
     ENDPOINT,
 )
-DEFAULT_POLICY = DpopPolicy.from_settings(DpopSettings(), ENDPOINT)  # ES256 EdDSA PS256 RS256
+# ES256 EdDSA Ed25519 PS256 RS256
+DEFAULT_POLICY = DpopPolicy.from_settings(DpopSettings(), ENDPOINT)
 NONCES = WindowedHmac((SECRET, OLD_SECRET), 60, 2, "dpop-nonce")
 
 
@@ -283,6 +284,9 @@ ACCEPT: dict[str, Case] = {
     "es512": one(proof(ES512), "accept"),
     "eddsa": one(proof(EDDSA), "accept"),
     "ed25519-fully-specified": one(proof(EDDSA, alg="Ed25519"), "accept"),
+    # RFC 9864: "Ed25519" is in the defaults, with the same OKP key EdDSA takes.
+    "ed25519-default-policy": one(proof(EDDSA, alg="Ed25519"), "accept", policy=DEFAULT_POLICY),
+    "eddsa-default-policy": one(proof(EDDSA), "accept", policy=DEFAULT_POLICY),
     "ps256": one(proof(PS256), "accept"),
     "rs256": one(proof(RSA), "accept"),
     # Signed with PyJWT (interoperability).
@@ -381,6 +385,8 @@ REFUSE: dict[str, Case] = {
     "alg-es384-with-p256-key": one(proof(ES256, alg="ES384", signer=ES384), "dpop.bad_alg"),
     "alg-rs256-with-ec-key": one(proof(ES256, alg="RS256", signer=RSA), "dpop.bad_alg"),
     "alg-eddsa-with-ec-key": one(proof(ES256, alg="EdDSA", signer=EDDSA), "dpop.bad_alg"),
+    "alg-ed25519-with-ec-key": one(proof(ES256, alg="Ed25519", signer=EDDSA), "dpop.bad_alg"),
+    "alg-ed25519-with-rsa-key": one(proof(RSA, alg="Ed25519", signer=EDDSA), "dpop.bad_alg"),
     "jwk-alg-disagrees": one(proof(header={"jwk": {**ES256.jwk, "alg": "ES384"}}),
                              "dpop.bad_alg"),
     # §4.3 step 7 (jwk public, no symmetric key) and the key's own validity.

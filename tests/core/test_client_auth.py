@@ -16,6 +16,13 @@ from sidecar.core.client_auth import (
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 
+REALM = "https://as.example.com"  # the issuer
+
+
+def extract(authorization: str | None, parameters: FormParams,
+            has_certificate: bool) -> ClientCredentials | OAuthError:
+    return extract_client_credentials(authorization, parameters, has_certificate, realm=REALM)
+
 
 def params(**values: str) -> FormParams:
     return FormParams({k: (v,) for k, v in values.items()})
@@ -51,7 +58,7 @@ def err(result: ClientCredentials | OAuthError) -> OAuthError:
     ("client", ""),
 ])
 def test_basic_is_form_decoded(client_id: str, secret: str) -> None:
-    creds = ok(extract_client_credentials(basic_rfc6749(client_id, secret), params(), False))
+    creds = ok(extract(basic_rfc6749(client_id, secret), params(), False))
     assert (creds.client_id, creds.secret, creds.method) == (client_id, secret,
                                                              "client_secret_basic")
     assert creds.used_basic
@@ -62,7 +69,7 @@ def test_basic_is_form_decoded(client_id: str, secret: str) -> None:
 def test_basic_from_clients_that_skip_form_encoding(raw: str, encoding: str) -> None:
     """requests-oauth2client (UTF-8) and authlib (Latin-1) put the secret in Basic as is."""
     header = "Basic " + base64.b64encode(f"billing:{raw}".encode(encoding)).decode()
-    creds = ok(extract_client_credentials(header, params(), False))
+    creds = ok(extract(header, params(), False))
     assert creds.client_id == "billing"
     assert raw in creds.secret_candidates
     assert "p+ss%20w:rd-é" not in repr(creds)
@@ -70,11 +77,11 @@ def test_basic_from_clients_that_skip_form_encoding(raw: str, encoding: str) -> 
 
 def test_basic_scheme_is_case_insensitive() -> None:
     header = "BASIC " + base64.b64encode(b"a:b").decode()
-    assert ok(extract_client_credentials(header, params(), False)).client_id == "a"
+    assert ok(extract(header, params(), False)).client_id == "a"
 
 
 @pytest.mark.parametrize("header", [
-    "Basic !!!notbase64", "Basic " + base64.b64encode(b"no-colon").decode(),
+    "Basic", "basic   ", "Basic !!!notbase64", "Basic " + base64.b64encode(b"no-colon").decode(),
     "Basic " + base64.b64encode(b"a%zz:b").decode(),
     "Basic " + base64.b64encode(b"a:x\x00y").decode(),
     "Basic " + base64.b64encode(b":secret").decode(),
@@ -82,23 +89,26 @@ def test_basic_scheme_is_case_insensitive() -> None:
     "Basic " + base64.b64encode(b"a%0Ab:x").decode(),
 ])
 def test_malformed_basic_is_invalid_client_with_challenge(header: str) -> None:
-    error = err(extract_client_credentials(header, params(), False))
+    error = err(extract(header, params(), False))
     assert (error.code, error.status) == ("invalid_client", 401)
-    assert dict(error.headers)["WWW-Authenticate"].startswith("Basic ")
+    assert dict(error.headers)["WWW-Authenticate"] == \
+        f'Basic realm="{REALM}", error="invalid_client"'
 
 
 def test_other_schemes_are_not_client_authentication() -> None:
-    creds = ok(extract_client_credentials("Bearer abc", params(client_id="x"), False))
-    assert (creds.client_id, creds.method) == ("x", "none")
+    creds = ok(extract("Bearer abc", params(client_id="x"), False))
+    assert (creds.client_id, creds.method, creds.other_scheme) == ("x", "none", "Bearer")
+    assert ok(extract("Basicfoo x", params(), False)).other_scheme == "Basicfoo"
+    assert ok(extract("\u00e9 x", params(), False)).other_scheme == "non-Basic"
 
 
 def test_client_secret_post() -> None:
-    creds = ok(extract_client_credentials(None, params(client_id="c", client_secret="s"), False))
+    creds = ok(extract(None, params(client_id="c", client_secret="s"), False))
     assert (creds.client_id, creds.secret, creds.method) == ("c", "s", "client_secret_post")
 
 
 def test_secret_without_id_is_invalid_request() -> None:
-    assert err(extract_client_credentials(None, params(client_secret="s"), False)).code == \
+    assert err(extract(None, params(client_secret="s"), False)).code == \
         "invalid_request"
 
 
@@ -107,7 +117,7 @@ def test_secret_without_id_is_invalid_request() -> None:
                                              ("RS256", "private_key_jwt")])
 def test_client_assertion(alg: str, method: str) -> None:
     assertion = jwt({"alg": alg}, {"iss": "c1", "sub": "c1", "aud": "x"})
-    creds = ok(extract_client_credentials(None, params(
+    creds = ok(extract(None, params(
         client_assertion=assertion, client_assertion_type=JWT_BEARER_ASSERTION), False))
     assert (creds.client_id, creds.method, creds.assertion) == ("c1", method, assertion)
 
@@ -127,7 +137,7 @@ def test_client_assertion(alg: str, method: str) -> None:
       "client_assertion_type": JWT_BEARER_ASSERTION, "client_id": "b"}, "invalid_request"),
 ])
 def test_bad_client_assertions(values: dict[str, str], code: str) -> None:
-    assert err(extract_client_credentials(None, params(**values), False)).code == code
+    assert err(extract(None, params(**values), False)).code == code
 
 
 @pytest.mark.parametrize(("authorization", "values"), [
@@ -139,28 +149,28 @@ def test_bad_client_assertions(values: dict[str, str], code: str) -> None:
 ])
 def test_two_methods_are_invalid_request(authorization: str | None,
                                          values: dict[str, str]) -> None:
-    error = err(extract_client_credentials(authorization, params(**values), False))
+    error = err(extract(authorization, params(**values), False))
     assert (error.code, error.result_code) == ("invalid_request", "client.multiple_methods")
 
 
 def test_body_client_id_must_match_basic() -> None:
-    error = err(extract_client_credentials(basic_rfc6749("a", "b"), params(client_id="other"),
+    error = err(extract(basic_rfc6749("a", "b"), params(client_id="other"),
                                            False))
     assert (error.code, error.result_code) == ("invalid_request", "client.client_id_mismatch")
-    assert ok(extract_client_credentials(basic_rfc6749("a", "b"), params(client_id="a"), False))
+    assert ok(extract(basic_rfc6749("a", "b"), params(client_id="a"), False))
 
 
 def test_certificate_alone_is_tls_client_auth() -> None:
-    creds = ok(extract_client_credentials(None, params(client_id="m"), True))
+    creds = ok(extract(None, params(client_id="m"), True))
     assert creds.method == "tls_client_auth"
-    assert ok(extract_client_credentials(None, params(client_id="m"), False)).method == "none"
+    assert ok(extract(None, params(client_id="m"), False)).method == "none"
 
 
 def test_client_id_outside_vschar_is_refused() -> None:
-    assert err(extract_client_credentials(None, params(client_id="a\r\nb"), False)).code == \
+    assert err(extract(None, params(client_id="a\r\nb"), False)).code == \
         "invalid_request"
 
 
 def test_secrets_never_appear_in_repr() -> None:
-    creds = ok(extract_client_credentials(basic_rfc6749("a", "topsecret"), params(), False))
+    creds = ok(extract(basic_rfc6749("a", "topsecret"), params(), False))
     assert "topsecret" not in repr(creds)

@@ -258,21 +258,22 @@ def basic(client_id: str, secret: str) -> str:
 
 
 def via_basic(client_id: str, secret: str, **body: str) -> ClientCredentials | OAuthError:
-    return extract_client_credentials(basic(client_id, secret), params(**body), False)
+    return extract_client_credentials(basic(client_id, secret), params(**body), False, realm=ISSUER)
 
 
 def via_post(client_id: str, secret: str) -> ClientCredentials | OAuthError:
     return extract_client_credentials(None, params(client_id=client_id, client_secret=secret),
-                                      False)
+                                      False, realm=ISSUER)
 
 
 def via_assertion(token: str, **body: str) -> ClientCredentials | OAuthError:
     return extract_client_credentials(None, params(
-        client_assertion=token, client_assertion_type=JWT_BEARER_ASSERTION, **body), False)
+        client_assertion=token, client_assertion_type=JWT_BEARER_ASSERTION, **body), False,
+        realm=ISSUER)
 
 
 def via_id(client_id: str, certificate: bool = False) -> ClientCredentials | OAuthError:
-    return extract_client_credentials(None, params(client_id=client_id), certificate)
+    return extract_client_credentials(None, params(client_id=client_id), certificate, realm=ISSUER)
 
 
 def assertion(key: Any, client_id: str = "signer", alg: str = "ES256", *,
@@ -369,7 +370,8 @@ async def test_unknown_client_is_refused_or_forwarded(world: World) -> None:
 
 
 async def test_unidentified_client(world: World) -> None:
-    nobody = extract_client_credentials(None, params(grant_type="client_credentials"), False)
+    nobody = extract_client_credentials(None, params(grant_type="client_credentials"), False,
+                                        realm=ISSUER)
     await world.refused(nobody, "client.unidentified")
     assert (await world.ok(nobody, unknown="forward")).client is None
 

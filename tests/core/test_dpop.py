@@ -373,7 +373,7 @@ def test_policy_from_settings() -> None:
 def test_policy_defaults_ttl_is_the_window() -> None:
     policy = DpopPolicy.from_settings(DpopSettings(), "https://as.example.com/token")
     assert policy.replay_ttl_seconds == 71.0  # 60 s back + 10 s ahead + 1 s rounding
-    assert policy.algorithms == frozenset({"ES256", "EdDSA", "PS256", "RS256"})
+    assert policy.algorithms == frozenset({"ES256", "EdDSA", "Ed25519", "PS256", "RS256"})
 
 
 def test_policy_never_admits_symmetric_or_none() -> None:

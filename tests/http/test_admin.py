@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sidecar.adapters.redis import RedisStore
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.runtime import STATE
+from sidecar.logs import FIELDS_ATTRIBUTE
 from tests.conftest import TOKEN_URL_PUBLIC, make_settings
 from tests.support.dpop import DpopKey
 from tests.support.raw_http import send_raw
@@ -103,7 +105,7 @@ async def test_request_metrics(client: aiohttp.ClientSession, pair_factory) -> N
     pair = await pair_factory()
     proof = DpopKey().proof(TOKEN_URL_PUBLIC)
     for body, headers in [(CC, {}), (CC, {"DPoP": proof}), (CC, {"DPoP": proof}),
-                          ("grant_type=magic", {}), (CC + "&scope=a&scope=b", {})]:
+                          ("grant_type=magic&client_id=app", {}), (CC + "&scope=a&scope=b", {})]:
         async with client.post(pair.token_url, data=body, headers={**FORM, **headers}):
             pass
     found = await scrape(client, pair)
@@ -115,7 +117,8 @@ async def test_request_metrics(client: aiohttp.ClientSession, pair_factory) -> N
                  result_code="token.ok") == 2
     assert value("token_sidecar_requests_total", action="BAD_REQUEST",
                  grant_type="client_credentials", result_code="dpop.jti_replayed") == 1
-    assert value("token_sidecar_requests_total", action="BAD_REQUEST", grant_type="",
+    # An unknown grant type is counted as "other": label values never come from the client.
+    assert value("token_sidecar_requests_total", action="BAD_REQUEST", grant_type="other",
                  result_code="grant.unsupported") == 1
     assert value("token_sidecar_requests_total", action="BAD_REQUEST", grant_type="",
                  result_code="request.duplicate_parameter") == 1
@@ -178,3 +181,34 @@ async def test_refused_request_targets_are_counted(client: aiohttp.ClientSession
     # On the token path a query refusal is a token request refused like any other.
     assert value("token_sidecar_requests_total", action="BAD_REQUEST", grant_type="",
                  result_code="request.query_token_parameter") == 1
+
+
+@pytest.mark.parametrize("case", [
+    ("grant_type=authorization_code&code=c&client_id=app&code_verifier=short", {},
+     "authorization_code", "pkce.code_verifier_syntax"),
+    (CC + "&scope=%22read%22", {}, "client_credentials", "scope.syntax"),
+    (CC + "&resource=relative%2Fpath", {}, "client_credentials", "resource.not_absolute"),
+    (CC, {"X-SSL-Client-Cert": "not a certificate"}, "client_credentials", None),
+    ("grant_type=magic&client_id=app", {}, "magic", "grant.unsupported"),
+    # A CR/LF must not split a human log line: printable ASCII only.
+    ("grant_type=magic%0D%0Aforged%3Dyes&client_id=app", {}, "magic??forged=yes",
+     "grant.unsupported"),
+], ids=["pkce", "scope", "resource", "certificate-header", "unknown-grant", "crlf"])
+async def test_grant_level_refusals_carry_the_grant_type_presented(
+        client: aiohttp.ClientSession, pair_factory, caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+        case: tuple[str, dict[str, str], str, str | None]) -> None:
+    body, headers, grant_type, result_code = case
+    caplog.set_level(logging.INFO, logger="token_sidecar.access")
+    pair = await pair_factory()
+    async with client.post(pair.token_url, data=body, headers={**FORM, **headers}) as response:
+        assert response.status == 400
+    [line] = [getattr(r, FIELDS_ATTRIBUTE) for r in caplog.records
+              if r.name == "token_sidecar.access"]
+    assert line["grant_type"] == grant_type
+    if result_code is not None:
+        assert line["result_code"] == result_code
+    found = await scrape(client, pair)
+    counted = {dict(labels)["grant_type"] for name, labels in found
+               if name == "token_sidecar_requests_total"}
+    known = grant_type in ("authorization_code", "client_credentials")
+    assert counted == {grant_type if known else "other"}

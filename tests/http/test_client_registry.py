@@ -427,9 +427,13 @@ async def test_public_client_refresh_token_bound_to_its_certificate(
     assert (await post(client, registry_sidecar,
                        "grant_type=authorization_code&code=c&client_id=kiosk", mine))[0] == 200
     refresh = "grant_type=refresh_token&refresh_token=rt-kiosk&client_id=kiosk"
-    for headers in (other, {}):
+    for headers, description in (
+            (other, "The refresh token is bound to another certificate."),
+            ({}, "The refresh token is bound to a client certificate: present that "
+                 "certificate.")):
         status, _, body = await post(client, registry_sidecar, refresh, headers)
         assert (status, body["error"]) == (400, "invalid_grant")
+        assert body["error_description"] == description
     assert (await post(client, registry_sidecar, refresh, mine))[0] == 200
 
 

@@ -12,7 +12,7 @@ import redis
 
 from sidecar.adapters.redis import RedisStore
 from tests.conftest import TOKEN_URL_PUBLIC, Sidecar, SidecarFactory
-from tests.support.dpop import DpopKey
+from tests.support.dpop import DpopKey, Ed25519DpopKey
 from tests.support.redis_server import RedisServer
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -38,6 +38,17 @@ async def test_accepted_proof_binds_the_token_to_the_key(client: aiohttp.ClientS
     # The upstream said Bearer; by default the answer is rewritten (dpop.upstream_token_type).
     assert body["token_type"] == "DPoP"
     assert headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+async def test_ed25519_proofs_as_oauth4webapi_signs_them_pass_with_the_defaults(
+        client: aiohttp.ClientSession, sidecar: Sidecar, alg: str) -> None:
+    """RFC 9864's "Ed25519" (what oauth4webapi sends) and RFC 8037's "EdDSA", one OKP key."""
+    key = Ed25519DpopKey(alg=alg)
+    status, _, body = await post(client, sidecar, CC, {"DPoP": key.proof(TOKEN_URL_PUBLIC)})
+    assert status == 200, body
+    assert sidecar.upstream.last.context["X-Token-DPoP-JKT"] == key.jkt
+    assert body["token_type"] == "DPoP"
 
 
 async def test_header_name_is_case_insensitive(client: aiohttp.ClientSession,
@@ -203,10 +214,14 @@ async def test_public_client_refresh_tokens_are_bound_to_the_key(
                                                "&client_id=spa",
                               {"DPoP": key.proof(TOKEN_URL_PUBLIC)})
     assert status == 200
-    # Another key, or none, cannot use the bound refresh token.
-    for headers in ({"DPoP": other.proof(TOKEN_URL_PUBLIC)}, {}):
+    # Another key, or none, cannot use the bound refresh token; each is told which it was.
+    for headers, description in (
+            ({"DPoP": other.proof(TOKEN_URL_PUBLIC)},
+             "The refresh token is bound to another DPoP key."),
+            ({}, "The refresh token is bound to a DPoP key: a DPoP proof is required.")):
         status, _, body = await post(client, sidecar, refresh("rt-1"), headers)
         assert (status, body["error"]) == (400, "invalid_grant")
+        assert body["error_description"] == description
     assert len(sidecar.upstream.received) == 1
     # The same key can; the rotated token inherits the binding.
     sidecar.upstream.token_body = {"access_token": "at2", "token_type": "DPoP",

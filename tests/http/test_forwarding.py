@@ -91,7 +91,7 @@ async def test_request_id_is_kept_or_generated(client: aiohttp.ClientSession,
 
 async def test_errors_carry_the_request_id(client: aiohttp.ClientSession,
                                            sidecar: Sidecar) -> None:
-    async with client.post(sidecar.token_url, data="grant_type=magic",
+    async with client.post(sidecar.token_url, data="grant_type=magic&client_id=a",
                            headers={**FORM, "X-Request-Id": "r-1"}) as response:
         assert response.status == 400
         assert response.headers["X-Request-Id"] == "r-1"
