@@ -71,16 +71,18 @@ class ConnectionWatch:
     """The deadline of one connection, moved by what its protocol handler reports."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, limits: ConnectionLimits,
-                 on_expired: OnExpired) -> None:
+                 on_expired: OnExpired, reading_held: Callable[[], bool]) -> None:
         self.limits = limits
         self.phase = Phase.HEAD
         self._loop = loop
         self._on_expired = on_expired
+        # True while the sidecar does not read from the connection (a streamed body the
+        # upstream is slow to take): the client cannot send then, so the gap is not its.
+        self._reading_held = reading_held
         self._pending = 0  # requests whose head is in and whose answer is not finished
         self._body_complete: BodyComplete | None = None  # of the last request parsed
         self._head_bytes = False  # some of the awaited head has arrived
         self._next_head_at: float | None = None  # bytes of a next head came while busy
-        self._reading_paused = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.table: ConnectionTable | None = None
@@ -105,14 +107,6 @@ class ConnectionWatch:
         self._pending = max(0, self._pending - 1)
         self._settle()
 
-    def reading_paused(self) -> None:
-        self._reading_paused = True
-
-    def reading_resumed(self) -> None:
-        self._reading_paused = False
-        if self.phase is Phase.BODY:
-            self._arm(self.limits.body_timeout)
-
     def closed(self) -> None:
         self._deadline = None
         if self._timer is not None:
@@ -127,8 +121,7 @@ class ConnectionWatch:
         elif self.phase is Phase.HEAD:
             self._head_bytes = True  # the deadline stays: a trickle does not extend it
         elif self.phase is Phase.BODY:
-            if not self._reading_paused:
-                self._arm(self.limits.body_timeout)
+            self._arm(self.limits.body_timeout)
         elif self._next_head_at is None:  # busy: a pipelined next request begins
             self._next_head_at = self._loop.time()
 
@@ -179,7 +172,9 @@ class ConnectionWatch:
             return
         if self._loop.time() < deadline:
             self._timer = self._loop.call_at(deadline, self._fire)
-        elif self.phase is Phase.BODY and self._reading_paused:
+        elif self.phase is Phase.BODY and self._reading_held():
+            # Counted again from now: once reading resumes, the bytes the client had queued
+            # arrive at once and move the deadline on.
             self._arm(self.limits.body_timeout)
         else:
             self._expire()

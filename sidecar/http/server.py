@@ -9,10 +9,10 @@ malformed input, so the request handler below renders those answers the same way
 On the token listener the handler also reports what its connection does to a
 `ConnectionWatch` (sidecar/http/connections.py: header, body and keep-alive timeouts,
 `server.max_connections`). aiohttp offers no hook for "a request head was parsed" or "an
-answer is finished", so `GuardedRequestHandler` reads three things of aiohttp's
+answer is finished", so `GuardedRequestHandler` reads four things of aiohttp's
 `RequestHandler` that are not public API, present unchanged from 3.10 to 3.14:
-`_messages` (the parsed requests not yet handled), `_current_request`, and the
-`finish_response` coroutine; tests/http/test_slow_clients.py pins them.
+`_messages` (the parsed requests not yet handled), `_current_request`, `_reading_paused`,
+and the `finish_response` coroutine; tests/http/test_slow_clients.py pins them.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ class GuardedRequestHandler(OAuthErrorRequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        watch = ConnectionWatch(self._loop, self._table.limits(), self._expired)
+        watch = ConnectionWatch(self._loop, self._table.limits(), self._expired,
+                                self._reading_held)
         if not self._table.admit(watch):
             self._close_for(MAX_CONNECTIONS_REFUSED, errors.temporarily_unavailable(
                 "connections.max_connections", "The sidecar has too many connections open."
@@ -118,15 +119,10 @@ class GuardedRequestHandler(OAuthErrorRequestHandler):
             if self._watch is not None:
                 self._watch.finished()
 
-    def pause_reading(self) -> None:
-        super().pause_reading()
-        if self._watch is not None:
-            self._watch.reading_paused()
-
-    def resume_reading(self, *args: Any, **kwargs: Any) -> None:
-        if self._watch is not None:
-            self._watch.reading_resumed()
-        super().resume_reading(*args, **kwargs)  # may pause again at once
+    def _reading_held(self) -> bool:
+        # Flow control (a body buffer full) since 3.10; a full queue of pipelined requests
+        # since 3.14.
+        return bool(self._reading_paused or getattr(self, "_buffer_paused", False))
 
     def _expired(self, reason: str, client_waiting: bool) -> None:
         answer = None

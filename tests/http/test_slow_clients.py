@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
 from aiohttp.web_protocol import RequestHandler
 
 from sidecar.http.app import build_admin_app, build_app
@@ -319,22 +320,65 @@ async def test_the_token_port_is_guarded_with_the_aiohttp_internals_the_guard_re
     writer.close()
     assert "_messages" in RequestHandler.__slots__
     assert "_current_request" in RequestHandler.__slots__
+    assert "_reading_paused" in BaseProtocol.__slots__
     assert asyncio.iscoroutinefunction(RequestHandler.finish_response)
 
 
-async def test_the_serving_process_closes_idle_connections_and_counts_them(
-        tmp_path: Path, upstream: RecordingUpstream, client: aiohttp.ClientSession) -> None:
-    process = SidecarProcess(tmp_path / "sidecar.toml", {
-        "upstream": {"url": upstream.url},
-        "server": {"header_timeout_seconds": 0.5}})
-    await process.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", process.port)
-        assert await asyncio.wait_for(read_until_closed(reader), BOUND) == b""
-        writer.close()
-        async with client.get(process.admin_url + "/metrics") as response:
-            found = samples(await response.text())
-        assert found[("token_sidecar_connections_closed_total",
-                      (("reason", "header_timeout"),))] == 1
-    finally:
+@pytest.fixture
+async def sidecar_process(tmp_path: Path, upstream: RecordingUpstream
+                          ) -> AsyncIterator[Any]:
+    started: list[SidecarProcess] = []
+
+    async def start(server: dict[str, Any], max_descriptors: int | None = None
+                    ) -> SidecarProcess:
+        process = SidecarProcess(tmp_path / f"sidecar-{len(started)}.toml",
+                                 {"upstream": {"url": upstream.url}, "server": server},
+                                 max_descriptors=max_descriptors)
+        started.append(process)
+        await process.start()
+        return process
+
+    yield start
+    for process in started:
         await process.stop()
+
+
+async def scrape_closed(client: aiohttp.ClientSession, process: SidecarProcess,
+                        reason: str) -> float:
+    async with client.get(process.admin_url + "/metrics") as response:
+        found = samples(await response.text())
+    return found.get(("token_sidecar_connections_closed_total", (("reason", reason),)), 0.0)
+
+
+async def test_the_serving_process_closes_idle_connections_and_counts_them(
+        sidecar_process: Any, client: aiohttp.ClientSession) -> None:
+    process = await sidecar_process({"header_timeout_seconds": 0.5})
+    reader, writer = await asyncio.open_connection("127.0.0.1", process.port)
+    assert await asyncio.wait_for(read_until_closed(reader), BOUND) == b""
+    writer.close()
+    assert await scrape_closed(client, process, "header_timeout") == 1
+
+
+async def test_three_hundred_idle_connections_under_256_descriptors_leave_room_for_a_request(
+        sidecar_process: Any, client: aiohttp.ClientSession) -> None:
+    """The issue's case: idle connections beyond the descriptor limit kept a legitimate
+    request from being answered."""
+    process = await sidecar_process({"max_connections": 100, "header_timeout_seconds": 60},
+                                    max_descriptors=256)
+    idle = [await asyncio.open_connection("127.0.0.1", process.port) for _ in range(300)]
+    try:
+        async with aiohttp.ClientSession() as fresh, fresh.post(
+                process.url + "/token", data=BODY,
+                headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+            assert response.status == 200
+        assert await scrape_closed(client, process, "max_connections") >= 200
+    finally:
+        for _, writer in idle:
+            writer.close()
+
+
+async def test_a_descriptor_limit_too_low_for_max_connections_is_reported_at_start(
+        sidecar_process: Any) -> None:
+    process = await sidecar_process({"max_connections": 1024}, max_descriptors=256)
+    assert any("server.max_connections" in line and "ulimit -n" in line
+               for line in process.output)
