@@ -202,6 +202,23 @@ async def test_a_keepalive_connection_idle_after_an_answer_is_closed(
     assert await sidecar.closed("header_timeout", client) == 0
 
 
+async def test_pipelined_requests_are_all_answered_before_the_keepalive_timeout_applies(
+        guarded_factory: Any, client: aiohttp.ClientSession, upstream: RecordingUpstream
+        ) -> None:
+    upstream.delay_seconds = 0.6  # each answer takes longer than every timeout
+    sidecar = await guarded_factory(header_timeout_seconds=0.5, body_timeout_seconds=0.5,
+                                    keepalive_timeout_seconds=0.5)
+    reader, writer = await sidecar.connect()
+    writer.write(TOKEN_REQUEST * 3)  # in one write: the last two wait, whole, in aiohttp's queue
+    for _ in range(3):
+        assert (await asyncio.wait_for(read_answer(reader), BOUND))[0] == 200
+    assert await asyncio.wait_for(read_until_closed(reader), BOUND) == b""
+    writer.close()
+    assert await sidecar.closed("keepalive_timeout", client) == 1
+    assert await sidecar.closed("header_timeout", client) == 0
+    assert await sidecar.closed("body_timeout", client) == 0
+
+
 async def test_a_keepalive_connection_must_send_its_next_head_within_the_header_timeout(
         guarded_factory: Any, client: aiohttp.ClientSession) -> None:
     sidecar = await guarded_factory(header_timeout_seconds=0.5, keepalive_timeout_seconds=30)
