@@ -141,10 +141,11 @@ class ConnectionWatch:
             return
         self.phase = phase
         if phase is Phase.HEAD:
-            started = self._next_head_at or self._loop.time()
+            now = self._loop.time()
+            started = now if self._next_head_at is None else self._next_head_at
             self._head_bytes = True
             self._next_head_at = None
-            self._arm(self.limits.header_timeout - (self._loop.time() - started))
+            self._arm(self.limits.header_timeout - (now - started))
         elif phase is Phase.BODY:
             self._arm(self.limits.body_timeout)
         elif phase is Phase.IDLE:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from aiohttp.web_protocol import RequestHandler
 from sidecar.http.app import build_admin_app, build_app
 from tests.conftest import make_settings
 from tests.http.test_admin import samples
-from tests.support.process import SidecarProcess
+from tests.support.process import SidecarProcess, write_config
 from tests.support.servers import RecordingUpstream, start_app
 
 BOUND = 15.0  # an outer bound on every wait for the server: never reached when it works
@@ -370,6 +371,21 @@ async def scrape_closed(client: aiohttp.ClientSession, process: SidecarProcess,
 async def test_the_serving_process_closes_idle_connections_and_counts_them(
         sidecar_process: Any, client: aiohttp.ClientSession) -> None:
     process = await sidecar_process({"header_timeout_seconds": 0.5})
+    reader, writer = await asyncio.open_connection("127.0.0.1", process.port)
+    assert await asyncio.wait_for(read_until_closed(reader), BOUND) == b""
+    writer.close()
+    assert await scrape_closed(client, process, "header_timeout") == 1
+
+
+async def test_sighup_applies_the_bounds_to_connections_opened_after_it(
+        sidecar_process: Any, client: aiohttp.ClientSession) -> None:
+    process = await sidecar_process({"header_timeout_seconds": 60})
+    process.sections["server"]["header_timeout_seconds"] = 0.5
+    write_config(process.config, process.sections)
+    process.signal(signal.SIGHUP)
+    async with asyncio.timeout(BOUND):
+        while not any("configuration reloaded" in line for line in process.output):
+            await asyncio.sleep(0.02)
     reader, writer = await asyncio.open_connection("127.0.0.1", process.port)
     assert await asyncio.wait_for(read_until_closed(reader), BOUND) == b""
     writer.close()
