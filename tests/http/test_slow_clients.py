@@ -347,7 +347,7 @@ async def sidecar_process(tmp_path: Path, upstream: RecordingUpstream
                           ) -> AsyncIterator[Any]:
     started: list[SidecarProcess] = []
 
-    async def start(server: dict[str, Any], max_descriptors: int | None = None
+    async def start(server: dict[str, Any], max_descriptors: tuple[int, int] | None = None
                     ) -> SidecarProcess:
         process = SidecarProcess(tmp_path / f"sidecar-{len(started)}.toml",
                                  {"upstream": {"url": upstream.url}, "server": server},
@@ -366,6 +366,12 @@ async def scrape_closed(client: aiohttp.ClientSession, process: SidecarProcess,
     async with client.get(process.admin_url + "/metrics") as response:
         found = samples(await response.text())
     return found.get(("token_sidecar_connections_closed_total", (("reason", reason),)), 0.0)
+
+
+async def scrape_open(process: SidecarProcess) -> float:
+    async with aiohttp.ClientSession() as session, session.get(
+            process.admin_url + "/metrics") as response:
+        return samples(await response.text())[("token_sidecar_open_connections", ())]
 
 
 async def test_the_serving_process_closes_idle_connections_and_counts_them(
@@ -397,7 +403,7 @@ async def test_three_hundred_idle_connections_under_256_descriptors_leave_room_f
     """The issue's case: idle connections beyond the descriptor limit kept a legitimate
     request from being answered."""
     process = await sidecar_process({"max_connections": 100, "header_timeout_seconds": 60},
-                                    max_descriptors=256)
+                                    max_descriptors=(256, 256))
     idle = [await asyncio.open_connection("127.0.0.1", process.port) for _ in range(300)]
     try:
         async with aiohttp.ClientSession() as fresh, fresh.post(
@@ -412,6 +418,23 @@ async def test_three_hundred_idle_connections_under_256_descriptors_leave_room_f
 
 async def test_a_descriptor_limit_too_low_for_max_connections_is_reported_at_start(
         sidecar_process: Any) -> None:
-    process = await sidecar_process({"max_connections": 1024}, max_descriptors=256)
+    process = await sidecar_process({"max_connections": 1024}, max_descriptors=(256, 256))
     assert any("server.max_connections" in line and "ulimit -n" in line
                for line in process.output)
+
+
+async def test_a_soft_descriptor_limit_is_raised_as_far_as_max_connections_needs(
+        sidecar_process: Any) -> None:
+    process = await sidecar_process({"max_connections": 400, "header_timeout_seconds": 60},
+                                    max_descriptors=(256, 4096))
+    assert not any("ulimit -n" in line for line in process.output)
+    idle = [await asyncio.open_connection("127.0.0.1", process.port) for _ in range(300)]
+    try:  # more connections than the soft limit, all taken in: none had to be closed
+        async with aiohttp.ClientSession() as fresh, fresh.post(
+                process.url + "/token", data=BODY,
+                headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+            assert response.status == 200
+        assert await scrape_open(process) == 300  # the idle ones; the request's is closed
+    finally:
+        for _, writer in idle:
+            writer.close()

@@ -35,9 +35,9 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> None:
 
 class SidecarProcess:
     def __init__(self, config: Path, sections: dict[str, dict[str, Any]],
-                 max_descriptors: int | None = None) -> None:
+                 max_descriptors: tuple[int, int] | None = None) -> None:
         self.config = config
-        self.max_descriptors = max_descriptors  # RLIMIT_NOFILE, soft and hard, of the process
+        self.max_descriptors = max_descriptors  # RLIMIT_NOFILE (soft, hard) of the process
         self.port, self.admin_port = free_port(), free_port()
         server = {"listen": f"127.0.0.1:{self.port}",
                   "admin_listen": f"127.0.0.1:{self.admin_port}",
@@ -67,7 +67,7 @@ class SidecarProcess:
 
     def _limit(self) -> None:
         assert self.max_descriptors is not None
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_descriptors, self.max_descriptors))
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.max_descriptors)
 
     async def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
