@@ -137,9 +137,12 @@ class GuardedRequestHandler(OAuthErrorRequestHandler):
 
     def _close_for(self, reason: str, answer: OAuthError | None = None) -> None:
         self._metrics.child(self._metrics.connections_closed, reason).inc()
-        log.debug("closing a connection from %s: %s", self.peername, reason)
-        if answer is not None and self.transport is not None:
-            self.transport.write(raw_error_response(answer))
+        transport = self.transport
+        if transport is not None:
+            log.debug("closing a connection from %s: %s",
+                      transport.get_extra_info("peername"), reason)
+            if answer is not None:
+                transport.write(raw_error_response(answer))
         self.force_close()
 
 
