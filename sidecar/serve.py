@@ -15,6 +15,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import tempfile
 from pathlib import Path
@@ -30,6 +31,8 @@ from sidecar.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("token_sidecar.serve")
 _RESTART_ONLY = ("listen", "admin_listen", "workers")
+# Descriptors besides connections: listeners, the event loop, logs, registry and JWKS fetches.
+_SPARE_DESCRIPTORS = 64
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -41,6 +44,7 @@ async def serve(settings: Settings, config_path: str | None = None,
                 supervisor_pid: int | None = None) -> None:
     """Serve until SIGTERM or SIGINT (or, for a worker, until its supervisor is gone),
     then drain."""
+    fit_descriptor_limit(settings)
     app = build_app(settings)
     reuse_port = settings.server.workers > 1 or None
     token_runner = SidecarRunner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
@@ -60,6 +64,29 @@ async def serve(settings: Settings, config_path: str | None = None,
         await token_runner.cleanup()
         await admin_runner.cleanup()
     log.info("stopped")
+
+
+def fit_descriptor_limit(settings: Settings) -> None:
+    """Past the descriptor limit the kernel refuses connections before the sidecar can choose
+    which to close (README "Slow and idle clients"): raise the soft limit toward the hard one
+    as far as `server.max_connections` needs, and say so when even that is short."""
+    needed = (settings.server.max_connections + settings.upstream.pool_size
+              + settings.store.max_connections + _SPARE_DESCRIPTORS)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft < needed:
+        log.warning("server.max_connections = %d needs about %d file descriptors with the "
+                    "upstream and store pools; the limit is %d: lower server.max_connections "
+                    "or raise the limit (ulimit -n)", settings.server.max_connections, needed,
+                    soft)
 
 
 async def _until_stopped(app: web.Application, config_path: str | None,

@@ -110,6 +110,15 @@ def _non_negative(value: float) -> str | None:
     return None if value >= 0 else f"must not be negative, got {value!r}"
 
 
+def _at_most(limit: float) -> Check:
+    def check(value: float) -> str | None:
+        if not 0 < value <= limit:
+            return f"must be greater than 0 and at most {limit:g}, got {value!r}"
+        return None
+
+    return check
+
+
 def _one_of(*choices: str) -> Check:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
@@ -174,6 +183,18 @@ class ServerSettings:
     shutdown_grace_seconds: float = key(20.0, _non_negative)
     # Processes serving the same ports (SO_REUSEPORT); more than one needs a shared store.
     workers: int = key(1, _positive)
+    # Slow and idle clients (sidecar/http/connections.py). The whole request head within
+    # this (a front proxy sends it at once; a slowloris trickles it), from the connection's
+    # opening or, on keep-alive, from the request's first byte.
+    header_timeout_seconds: float = key(10.0, _positive)
+    body_timeout_seconds: float = key(10.0, _positive)  # the longest gap between body bytes
+    # Above nginx's and Envoy's 60 s upstream idle timeouts (deploy/): the proxy closes an
+    # idle connection first, never reuses one the sidecar is closing (a POST lost that way
+    # is not retried). At most an hour: aiohttp's own idle timer is the backstop behind it.
+    keepalive_timeout_seconds: float = key(75.0, _at_most(3600.0))
+    # Per worker. When full, the connection waiting longest for its client is closed to make
+    # room; none waiting, the new one is refused with 503. Keep it below the descriptor limit.
+    max_connections: int = key(1024, _positive)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -104,6 +104,13 @@ class Metrics:
             "token_sidecar_request_targets_refused",
             "Requests refused for their target (path or query) before any check, by reason.",
             ["result_code"], registry=r)
+        self.connections_closed = Counter(
+            "token_sidecar_connections_closed",
+            "Token-port connections the sidecar closed: a timeout passed, or max_connections.",
+            ["reason"], registry=r)
+        self.open_connections = Gauge("token_sidecar_open_connections",
+                                      "Connections open on the token port.", registry=r,
+                                      multiprocess_mode="livesum")
         self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
         self.build_info.info({"version": __version__})
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}

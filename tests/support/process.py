@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -33,8 +34,10 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> None:
 
 
 class SidecarProcess:
-    def __init__(self, config: Path, sections: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, config: Path, sections: dict[str, dict[str, Any]],
+                 max_descriptors: tuple[int, int] | None = None) -> None:
         self.config = config
+        self.max_descriptors = max_descriptors  # RLIMIT_NOFILE (soft, hard) of the process
         self.port, self.admin_port = free_port(), free_port()
         server = {"listen": f"127.0.0.1:{self.port}",
                   "admin_listen": f"127.0.0.1:{self.admin_port}",
@@ -57,9 +60,14 @@ class SidecarProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "sidecar.cli", "serve", "--config", str(self.config),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=None if self.max_descriptors is None else self._limit)
         self._reader = asyncio.create_task(self._read())
         await self.wait_ready(timeout)
+
+    def _limit(self) -> None:
+        assert self.max_descriptors is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.max_descriptors)
 
     async def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
