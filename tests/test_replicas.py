@@ -39,8 +39,11 @@ Start = Callable[..., Awaitable[SidecarProcess]]
 async def start_sidecar(tmp_path: Path, upstream: RecordingUpstream) -> AsyncIterator[Start]:
     started: list[SidecarProcess] = []
 
-    async def start(store_url: str, **sections: dict[str, Any]) -> SidecarProcess:
-        store = {"url": store_url, **STORE_TIMEOUTS, **sections.pop("store", {})}
+    async def start(store_url: str, *, defaults: bool = False,
+                    **sections: dict[str, Any]) -> SidecarProcess:
+        """A replica on `store_url`; `defaults` keeps the default [store] bounds."""
+        store = {"url": store_url, **({} if defaults else STORE_TIMEOUTS),
+                 **sections.pop("store", {})}
         process = SidecarProcess(tmp_path / f"replica-{len(started)}.toml",
                                  {"upstream": {"url": upstream.url}, "store": store,
                                   **sections})
@@ -94,6 +97,41 @@ async def test_one_proof_two_processes_sentinel(start_sidecar: Start,
                                                 upstream: RecordingUpstream) -> None:
     replicas = [await start_sidecar(redis_sentinel.url) for _ in range(2)]
     await one_proof_everywhere(replicas, upstream)
+
+
+@pytest.fixture(params=["standalone", "cluster", "sentinel"])
+def deployment_url(request: pytest.FixtureRequest) -> str:
+    """A healthy Redis of each deployment, shared by the session (keys are unique per test)."""
+    if request.param == "standalone":
+        return str(request.getfixturevalue("redis_server_session").url)
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
+    return str(request.getfixturevalue("redis_sentinel_session").url)
+
+
+async def burst(replicas: list[SidecarProcess], proofs: list[str]) -> Counter[tuple[int, str]]:
+    """Every proof sent at once (one connection each), alternately to each replica."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        return Counter(await asyncio.gather(*(
+            post(session, replicas[i % len(replicas)], CC, {"DPoP": proof})
+            for i, proof in enumerate(proofs))))
+
+
+async def test_a_burst_on_a_healthy_redis_is_never_refused(start_sidecar: Start,
+                                                           deployment_url: str,
+                                                           upstream: RecordingUpstream) -> None:
+    """Issue 12 item 2: with the default [store] settings, on replicas that have just started,
+    a healthy Redis never turns a valid request into a 503."""
+    prefix = f"burst-{uuid.uuid4().hex}:"
+    replicas = list(await asyncio.gather(*(
+        start_sidecar(deployment_url, defaults=True, store={"key_prefix": prefix})
+        for _ in range(2))))
+    key = DpopKey()
+    assert await burst(replicas, [key.proof(HTU) for _ in range(500)]) == {(200, ""): 500}
+    assert len(upstream.received) == 500
+    counted = await burst(replicas, [key.proof(HTU)] * 200)
+    assert counted == {(200, ""): 1, (400, "invalid_dpop_proof"): 199}
+    assert len(upstream.received) == 501
 
 
 async def test_one_client_assertion_two_processes(start_sidecar: Start,

@@ -41,5 +41,6 @@ def build_app(
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     state.start()
+    await state.warm_up()
     yield
     await state.close()

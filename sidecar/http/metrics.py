@@ -147,6 +147,12 @@ class InstrumentedStore:
     async def ping(self) -> None:
         await self._timed("ping", self.inner.ping())
 
+    async def warm_up(self) -> None:
+        """Open the store's connections ahead of traffic, for a store that has any (Redis)."""
+        warm_up = getattr(self.inner, "warm_up", None)
+        if warm_up is not None:
+            await warm_up()
+
     async def close(self) -> None:
         await self.inner.close()
 
