@@ -62,6 +62,12 @@ def test_required_keys_can_come_from_the_environment() -> None:
     ({"trust": {"trusted_proxies": ["10.0.0.0/33"]}}, {}, "trust.trusted_proxies: not a CIDR"),
     ({"trust": {"client_cert_format": "iis"}}, {}, "trust.client_cert_format: must be one of"),
     ({"store": {"url": "mysql://x"}}, {}, "store.url: scheme must be one of"),
+    ({"server": {"max_in_flight": 0}}, {}, "server.max_in_flight: must be greater than 0"),
+    ({"server": {"max_queued": -1}}, {}, "server.max_queued: must not be negative"),
+    ({"server": {"queue_timeout_seconds": 0}}, {}, "server.queue_timeout_seconds: must be"),
+    ({"store": {"warm_connections": 0}}, {}, "store.warm_connections: must be greater"),
+    ({"store": {"warm_connections": 101}}, {}, "store.warm_connections: must not exceed"),
+    ({"store": {"keepalive_seconds": 0}}, {}, "store.keepalive_seconds: must be greater"),
     ({"grants": {"allowed": ["implicit"]}}, {}, "grants.allowed: unknown values"),
     ({}, {"TOKEN_SIDECAR_DPOP_REQUIRED": "maybe"}, "dpop.required (from TOKEN_SIDECAR_DPOP_"),
 ])

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from sidecar.core.policy import Policy
 from sidecar.http.admin import build_admin_app
+from sidecar.http.admission import Admission
 from sidecar.http.metrics import Metrics
 from sidecar.http.runtime import STATE, SidecarState
 from sidecar.http.token import dispatch
@@ -24,11 +25,14 @@ def build_app(
     """The sidecar's token application. Raises ConfigError when the configuration cannot
     serve (unreadable secret file, unusable URL), before anything listens."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
+    metrics = metrics or Metrics(client_id_label=settings.metrics.client_id_label)
     app[STATE] = SidecarState(
         settings=settings,
         policy=Policy.from_settings(settings),
         clock=clock or SystemClock(),
-        metrics=metrics or Metrics(client_id_label=settings.metrics.client_id_label),
+        metrics=metrics,
+        # Bounds of the process, read once: a reload does not change them.
+        admission=Admission.from_settings(settings.server, metrics),
         given_store=store,
     )
     app.cleanup_ctx.append(_lifetime)

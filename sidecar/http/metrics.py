@@ -76,6 +76,14 @@ class Metrics:
         self.store_duration = Histogram(
             "token_sidecar_store_operation_duration_seconds", "Store round trips.",
             ["operation"], buckets=_STORE_BUCKETS, registry=r)
+        self.requests_shed = Counter(
+            "token_sidecar_requests_shed",
+            "Token requests answered 503 without being handled: the process was at "
+            "server.max_in_flight and its queue full (queue_full) or too slow (queue_timeout).",
+            ["reason"], registry=r)
+        self.queued = Gauge("token_sidecar_queued_requests",
+                            "Token requests waiting for their turn (server.max_in_flight).",
+                            registry=r, multiprocess_mode="livesum")
         self.in_flight = Gauge("token_sidecar_in_flight_requests",
                                "Token requests being handled.", registry=r,
                                multiprocess_mode="livesum")
@@ -111,6 +119,9 @@ class Metrics:
             labels.append(client_id)
         self.child(self.requests, *labels).inc()
         self.child(self.request_duration, action).observe(duration)
+
+    def count_shed(self, reason: str) -> None:
+        self.child(self.requests_shed, reason).inc()
 
     def observe_upstream(self, status: int, duration: float) -> None:
         self.child(self.upstream_responses, _STATUS_CLASSES.get(status // 100, "other")).inc()

@@ -18,6 +18,7 @@ from sidecar.core.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import Env
+from sidecar.http.admission import Admission
 from sidecar.http.headers import dropped_from
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
@@ -87,6 +88,7 @@ class SidecarState:
     policy: Policy
     clock: Clock
     metrics: Metrics
+    admission: Admission
     given_store: ReplayStore | None = None
     runtime: Runtime | None = None
     resources: Resources | None = None
