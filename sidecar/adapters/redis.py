@@ -154,6 +154,8 @@ DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_CLIENT_NAME = "token-sidecar"
 DEFAULT_WARM_CONNECTIONS = 8
 DEFAULT_KEEPALIVE_SECONDS = 10.0
+_WARM_UP_ATTEMPTS = 5
+_WARM_UP_PAUSE_SECONDS = 0.1
 
 _TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # Server replies meaning "this is not (or no longer) a writable master": a Sentinel store then
@@ -617,8 +619,19 @@ class RedisStore:
 
     async def warm_up(self) -> None:
         """Open the warm connections now (module docstring: "Bursts") and keep them open from
-        here on. A Redis that is down is no error here: the first commands connect."""
-        await self._open_warm_connections()
+        here on. A Redis that is down is no error here: the first commands connect.
+
+        A connect that times out is tried again, a few times: at start the machine is busy
+        (other replicas starting) and a request must not pay for that."""
+        error = await self._open_warm_connections()
+        for _ in range(_WARM_UP_ATTEMPTS - 1):
+            if error is None:
+                break
+            await asyncio.sleep(_WARM_UP_PAUSE_SECONDS)
+            error = await self._open_warm_connections()
+        if error is not None:
+            # Not a request's failure: the next commands connect as they would have anyway.
+            log.warning("redis warm-up: %s", _store_error("warm_up", None, error))
         if self._keepalive is None:
             self._keepalive = asyncio.get_running_loop().create_task(self._keep_warm())
 
@@ -684,7 +697,8 @@ class RedisStore:
         await client.initialize()
         return await command()
 
-    async def _open_warm_connections(self) -> None:
+    async def _open_warm_connections(self) -> Exception | None:
+        """Open (or ping) the warm connections; the first failure, if any."""
         client = self._client
         try:
             if isinstance(client, RedisCluster):
@@ -694,8 +708,8 @@ class RedisStore:
             else:
                 await _ping_pooled(client, self._warm)
         except Exception as exc:
-            # Not a request's failure: the next commands connect as they would have anyway.
-            log.warning("redis warm-up: %s", _store_error("warm_up", None, exc))
+            return exc
+        return None
 
     async def _keep_warm(self) -> None:
         while True:
