@@ -51,7 +51,8 @@ Bursts. A healthy Redis never turns a valid request into an error because many c
   go out as one non-transactional pipeline (on a Cluster, one per master), at most
   `warm_connections` pipelines at once. A burst of 500 requests costs a few round trips.
 * Timeouts measure Redis: a read whose timer expires while the reply is already waiting
-  (the loop was busy with other requests) is not timed out.
+  (the loop was busy with other requests) is not timed out. Connects keep redis-py's own
+  timer (a busy loop can time one out); the warm connections keep them off the request path.
 
 Failure handling, chosen for bounded latency on the request path:
 
