@@ -48,6 +48,7 @@ from sidecar.adapters.redis import (
     parse_url,
     read_secret_file,
 )
+from sidecar.adapters.redis_pipeline import LoopFairReads
 from sidecar.ports import StoreError, SystemClock, store_key
 from sidecar.settings import StoreSettings
 from tests.support.redis_cluster import LocalCluster, LocalSentinel
@@ -282,6 +283,19 @@ async def test_each_command_of_a_pipeline_keeps_its_own_answer(
     # An error reply fails its own caller only, and says nothing of the value.
     assert isinstance(results[2], StoreError) and "WRONGTYPE" in str(results[2])
     assert results[3:] == [None, "jkt-A", True]  # in the order the callers issued them
+
+
+async def test_every_connection_reads_with_the_loop_fair_timeout(
+    target: Target, make_store: MakeStore
+) -> None:
+    store = make_store(target.url)
+    await store.warm_up()
+    client: Any = store._client
+    if isinstance(client, RedisCluster):
+        classes = {node.connection_class for node in client.get_nodes()}
+    else:
+        classes = {client.connection_pool.connection_class}
+    assert classes and all(issubclass(c, LoopFairReads) for c in classes), classes
 
 
 @contextlib.asynccontextmanager
