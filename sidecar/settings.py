@@ -195,6 +195,12 @@ class ServerSettings:
     # Per worker. When full, the connection waiting longest for its client is closed to make
     # room; none waiting, the new one is refused with 503. Keep it below the descriptor limit.
     max_connections: int = key(1024, _positive)
+    # Admission (sidecar/http/admission.py): token-path requests handled at once per process;
+    # beyond that up to max_queued wait, each at most queue_timeout_seconds, in arrival order;
+    # past that a request is shed with 503 temporarily_unavailable and Retry-After.
+    max_in_flight: int = key(256, _positive)
+    max_queued: int = key(1024, _non_negative)
+    queue_timeout_seconds: float = key(2.0, _positive)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,6 +236,10 @@ class StoreSettings:
     connect_timeout_seconds: float = key(0.05, _positive)
     command_timeout_seconds: float = key(0.05, _positive)
     max_connections: int = key(100, _positive)
+    # Connections opened at start and kept open (per master on a Cluster); the pipelines of
+    # coalesced commands run over them, at most this many at once (sidecar/adapters/redis.py).
+    warm_connections: int = key(8, _positive)
+    keepalive_seconds: float = key(10.0, _positive)  # how often idle warm connections are pinged
     username: str = key("")                # Redis ACL user
     password_file: str = key("")           # the password, read from a file (a mounted Secret)
     sentinel_password_file: str = key("")  # Sentinel's own password, when it has one
@@ -456,6 +466,9 @@ def _cross_checks(settings: Settings) -> list[str]:
         # Each worker would keep its own replay cache: a proof could pass once per worker.
         problems.append("server.workers: more than one worker needs a shared store "
                         "(store.url redis://...), not memory://")
+    if settings.store.warm_connections > settings.store.max_connections:
+        problems.append("store.warm_connections: must not exceed store.max_connections "
+                        f"({settings.store.max_connections})")
     if settings.server.listen == settings.server.admin_listen:
         problems.append("server.admin_listen: must differ from server.listen")
     if settings.dpop.nonce_required and not settings.dpop.nonce_secret_file:

@@ -22,7 +22,7 @@ from jwt.algorithms import ECAlgorithm
 
 from tests.support.dpop import DpopKey
 from tests.support.process import SidecarProcess
-from tests.support.redis_cluster import LocalCluster, LocalSentinel
+from tests.support.redis_cluster import LocalSentinel
 from tests.support.redis_server import RedisServer
 from tests.support.servers import RecordingUpstream
 
@@ -39,8 +39,11 @@ Start = Callable[..., Awaitable[SidecarProcess]]
 async def start_sidecar(tmp_path: Path, upstream: RecordingUpstream) -> AsyncIterator[Start]:
     started: list[SidecarProcess] = []
 
-    async def start(store_url: str, **sections: dict[str, Any]) -> SidecarProcess:
-        store = {"url": store_url, **STORE_TIMEOUTS, **sections.pop("store", {})}
+    async def start(store_url: str, *, defaults: bool = False,
+                    **sections: dict[str, Any]) -> SidecarProcess:
+        """A replica on `store_url`; `defaults` keeps the default [store] bounds."""
+        store = {"url": store_url, **({} if defaults else STORE_TIMEOUTS),
+                 **sections.pop("store", {})}
         process = SidecarProcess(tmp_path / f"replica-{len(started)}.toml",
                                  {"upstream": {"url": upstream.url}, "store": store,
                                   **sections})
@@ -60,40 +63,40 @@ async def post(session: aiohttp.ClientSession, sidecar: SidecarProcess, body: st
         return response.status, (await response.json()).get("error", "")
 
 
-async def one_proof_everywhere(replicas: list[SidecarProcess],
-                               upstream: RecordingUpstream) -> None:
-    proof = DpopKey().proof(HTU)
-    async with aiohttp.ClientSession() as session:
-        results = await asyncio.gather(*(
+@pytest.fixture(params=["standalone", "cluster", "sentinel"])
+def deployment_url(request: pytest.FixtureRequest) -> str:
+    """A healthy Redis of each deployment, shared by the session (keys are unique per test)."""
+    if request.param == "standalone":
+        return str(request.getfixturevalue("redis_server_session").url)
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
+    return str(request.getfixturevalue("redis_sentinel_session").url)
+
+
+async def burst(replicas: list[SidecarProcess], proofs: list[str]) -> Counter[tuple[int, str]]:
+    """Every proof sent at once (one connection each), alternately to each replica."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        return Counter(await asyncio.gather(*(
             post(session, replicas[i % len(replicas)], CC, {"DPoP": proof})
-            for i in range(200)))
-    counted = Counter(results)
-    assert counted[(200, "")] == 1, counted
-    assert counted[(400, "invalid_dpop_proof")] == 199, counted
-    assert len(upstream.received) == 1
+            for i, proof in enumerate(proofs))))
 
 
-async def test_one_proof_two_processes_standalone(start_sidecar: Start,
-                                                  redis_server: RedisServer,
-                                                  upstream: RecordingUpstream) -> None:
-    replicas = [await start_sidecar(redis_server.url) for _ in range(2)]
-    await one_proof_everywhere(replicas, upstream)
-
-
-async def test_one_proof_two_processes_cluster(start_sidecar: Start,
-                                               redis_cluster: LocalCluster,
-                                               upstream: RecordingUpstream) -> None:
-    prefix = uuid.uuid4().hex  # the cluster is shared by the session: one prefix per test
-    replicas = [await start_sidecar(redis_cluster.url, store={"key_prefix": prefix})
-                for _ in range(2)]
-    await one_proof_everywhere(replicas, upstream)
-
-
-async def test_one_proof_two_processes_sentinel(start_sidecar: Start,
-                                                redis_sentinel: LocalSentinel,
-                                                upstream: RecordingUpstream) -> None:
-    replicas = [await start_sidecar(redis_sentinel.url) for _ in range(2)]
-    await one_proof_everywhere(replicas, upstream)
+async def test_a_burst_on_a_healthy_redis_is_never_refused(start_sidecar: Start,
+                                                           deployment_url: str,
+                                                           upstream: RecordingUpstream) -> None:
+    """With the default [store] settings, on replicas that have just started, a healthy Redis
+    never turns a valid request into a 503; and one proof sent at once to both replicas is
+    accepted exactly once."""
+    prefix = f"burst-{uuid.uuid4().hex}:"
+    replicas = list(await asyncio.gather(*(
+        start_sidecar(deployment_url, defaults=True, store={"key_prefix": prefix})
+        for _ in range(2))))
+    key = DpopKey()
+    assert await burst(replicas, [key.proof(HTU) for _ in range(500)]) == {(200, ""): 500}
+    assert len(upstream.received) == 500
+    counted = await burst(replicas, [key.proof(HTU)] * 200)
+    assert counted == {(200, ""): 1, (400, "invalid_dpop_proof"): 199}
+    assert len(upstream.received) == 501
 
 
 async def test_one_client_assertion_two_processes(start_sidecar: Start,

@@ -41,15 +41,28 @@ digest is also the hash tag: `<prefix><kind>:{<sha256>}`. Which keys share a tag
   everything, on one master: no scaling and one hot node. For the same reason the key prefix
   may not contain `{` or `}` with Cluster (a tag in the prefix would win).
 
+Bursts. A healthy Redis never turns a valid request into an error because many came at once
+(sidecar/adapters/redis_pipeline.py):
+
+* Warm connections: `warm_up()` (called before the sidecar listens) opens `warm_connections`
+  connections (to every master, on a Cluster) and a background task pings the idle ones
+  every `keepalive_seconds`, reopening any that was dropped. No request pays a connect.
+* Pipelining: the replay checks and binding commands issued within one event-loop iteration
+  go out as one non-transactional pipeline (on a Cluster, one per master), at most
+  `warm_connections` pipelines at once. A burst of 500 requests costs a few round trips.
+* Timeouts measure Redis: a read whose timer expires while the reply is already waiting
+  (the loop was busy with other requests) is not timed out. Connects keep redis-py's own
+  timer (a busy loop can time one out); the warm connections keep them off the request path.
+
 Failure handling, chosen for bounded latency on the request path:
 
-* Every wait is bounded: a free connection (`pool_timeout`), connect (`socket_connect_timeout`)
-  and each command (`socket_timeout`); Sentinel queries use the same bounds. Bursts wait for a
-  connection instead of failing: standalone and Sentinel use a blocking pool of
-  `max_connections`; redis-py's Cluster client has no blocking pool (it raises at
-  `max_connections` per node), so a Cluster store admits at most `max_connections` commands
-  at once and makes the others wait up to `pool_timeout`.
-* A timeout is never retried: a retry would multiply the worst-case wait, and a retried
+* Every wait is bounded: connect (`socket_connect_timeout`) and each command
+  (`socket_timeout`, counted from the moment the command is written); Sentinel queries use
+  the same bounds. A command waits for a pipeline only behind the pipelines in flight, each
+  bounded in turn; the pool itself (`max_connections`, `pool_timeout`) is only waited on by
+  the warm-up and `/readyz` pings.
+* A timeout is never retried (a pipeline's timeout fails every command in it: they shared the
+  connection): a retry would multiply the worst-case wait, and a retried
   `SET NX` whose first attempt reached Redis but whose reply was slow answers "already used",
   rejecting a fresh proof as a replay.
 * A connection error is retried once, at once, on a fresh connection (redis-py's own Cluster
@@ -92,10 +105,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import math
 import re
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar, Unpack
@@ -111,10 +125,21 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from sidecar.adapters.redis_pipeline import (
+    Coalescer,
+    FairConnection,
+    FairSentinelConnection,
+    FairSentinelSSLConnection,
+    FairSSLConnection,
+    Queue,
+    run_on_cluster,
+    run_pipeline,
+)
 from sidecar.ports import StoreError, store_key
 from sidecar.settings import StoreSettings
 
 T = TypeVar("T")
+log = logging.getLogger("token_sidecar.store")
 Deployment = Literal["standalone", "sentinel", "cluster"]
 
 STANDALONE_SCHEMES = ("redis", "rediss")
@@ -128,6 +153,10 @@ DEFAULT_SOCKET_TIMEOUT = 0.1
 DEFAULT_POOL_TIMEOUT = 0.1
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_CLIENT_NAME = "token-sidecar"
+DEFAULT_WARM_CONNECTIONS = 8
+DEFAULT_KEEPALIVE_SECONDS = 10.0
+_WARM_UP_ATTEMPTS = 5
+_WARM_UP_PAUSE_SECONDS = 0.1
 
 _TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # Server replies meaning "this is not (or no longer) a writable master": a Sentinel store then
@@ -306,6 +335,8 @@ class RedisOptions:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     pool_timeout: float = DEFAULT_POOL_TIMEOUT
     client_name: str | None = DEFAULT_CLIENT_NAME
+    warm_connections: int = DEFAULT_WARM_CONNECTIONS
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     sentinel_password: str | None = field(default=None, repr=False)
@@ -322,6 +353,8 @@ class RedisOptionArgs(TypedDict, total=False):
     max_connections: int
     pool_timeout: float
     client_name: str | None
+    warm_connections: int
+    keepalive_seconds: float
     username: str | None
     password: str | None
     sentinel_password: str | None
@@ -405,6 +438,8 @@ def _standalone_client(url: RedisURL, options: RedisOptions) -> Redis:
     kwargs: dict[str, Any] = _tls_kwargs(options) if url.tls else {}
     pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
         plain, **_pool_kwargs(options), **kwargs)
+    # from_url picks the class from the scheme; the same, with reads that measure Redis.
+    pool.connection_class = FairSSLConnection if url.tls else FairConnection
     # from_pool: the client owns the pool, so closing the client closes the pool.
     return Redis.from_pool(pool)
 
@@ -429,6 +464,7 @@ def _sentinel_clients(url: RedisURL, options: RedisOptions) -> tuple[Redis, Sent
     sentinel = Sentinel(list(url.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(
         url.service_name, connection_pool_class=_BlockingSentinelPool, db=url.db,
+        connection_class=FairSentinelSSLConnection if url.tls else FairSentinelConnection,
         **_pool_kwargs(options), **tls)
     return client, sentinel
 
@@ -450,7 +486,7 @@ def _pool_kwargs(options: RedisOptions) -> dict[str, Any]:
 
 def _cluster_client(url: RedisURL, options: RedisOptions) -> RedisCluster:
     tls: dict[str, Any] = {"ssl": True, **_tls_kwargs(options)} if url.tls else {}
-    return RedisCluster(
+    client = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in url.hosts],
         # No cluster-level retries (they would retry timeouts too); see the module docstring.
         retry=Retry(NoBackoff(), 0),
@@ -465,26 +501,13 @@ def _cluster_client(url: RedisURL, options: RedisOptions) -> RedisCluster:
         socket_timeout=options.socket_timeout,
         **tls,
     )
-
-
-class _Gate:
-    """At most `size` commands at once; the others wait up to `timeout` for their turn."""
-
-    def __init__(self, size: int, timeout: float) -> None:
-        self._semaphore = asyncio.Semaphore(size)
-        self._timeout = timeout
-
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._semaphore.acquire()
-        except TimeoutError:
-            raise RedisConnectionError("No connection available.") from None
-        try:
-            yield
-        finally:
-            self._semaphore.release()
+    # RedisCluster takes no connection class: its nodes, present and future, read it from
+    # the keyword arguments they are made with (one dict, shared with the nodes manager).
+    fair = FairSSLConnection if url.tls else FairConnection
+    client.connection_kwargs["connection_class"] = fair
+    for node in client.startup_nodes:
+        node.connection_class = fair
+    return client
 
 
 # ---------------------------------------------------------------------------------------
@@ -496,7 +519,8 @@ class RedisStore:
 
     `RedisStore(url, prefix, ...)` builds a standalone store (`redis://`, `rediss://`);
     `RedisStore.from_url` takes any Redis scheme; `RedisStore.from_settings` reads
-    `[store]` (password files, TLS files, bounds). Nothing connects before the first call.
+    `[store]` (password files, TLS files, bounds). Nothing connects before `warm_up()` or
+    the first call.
     """
 
     prefix: str
@@ -540,14 +564,16 @@ class RedisStore:
         self.prefix = prefix
         self.deployment = url.deployment
         self._sentinel: Sentinel | None = None
-        self._gate: _Gate | None = None
         if url.deployment == "cluster":
-            self._gate = _Gate(options.max_connections, options.pool_timeout)
             self._client = _cluster_client(url, options)
         elif url.deployment == "sentinel":
             self._client, self._sentinel = _sentinel_clients(url, options)
         else:
             self._client = _standalone_client(url, options)
+        self._warm = min(options.warm_connections, options.max_connections)
+        self._keepalive_seconds = options.keepalive_seconds
+        self._keepalive: asyncio.Task[None] | None = None
+        self._coalescer = Coalescer(self._run_batch, max_batches=self._warm)
 
     def key(self, kind: str, value: str) -> str:
         """The Redis key for `value` of `kind` (module docstring: "Keys")."""
@@ -560,14 +586,14 @@ class RedisStore:
     async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
         key = self.key(kind, value)
         ttl_ms = _ttl_ms(ttl_seconds)
-        # One round trip, atomic on the server: OK when the key was absent, nil otherwise.
-        created = await self._call("first_use", kind,
-                                   lambda: self._client.set(key, b"1", nx=True, px=ttl_ms))
+        # Atomic on the server, in a pipeline as alone: OK when the key was absent, else nil.
+        created = await self._queued("first_use", kind, key,
+                                     lambda pipe: pipe.set(key, b"1", nx=True, px=ttl_ms))
         return bool(created)
 
     async def get_binding(self, kind: str, value: str) -> str | None:
         key = self.key(kind, value)
-        raw = await self._call("get_binding", kind, lambda: self._client.get(key))
+        raw = await self._queued("get_binding", kind, key, lambda pipe: pipe.get(key))
         if raw is None:
             return None
         if not isinstance(raw, bytes):
@@ -581,7 +607,8 @@ class RedisStore:
         key = self.key(kind, value)
         ttl_ms = _ttl_ms(ttl_seconds)
         data = bound_to.encode("utf-8", "surrogatepass")
-        await self._call("set_binding", kind, lambda: self._client.set(key, data, px=ttl_ms))
+        await self._queued("set_binding", kind, key,
+                           lambda pipe: pipe.set(key, data, px=ttl_ms))
 
     async def delete_binding(self, kind: str, value: str) -> None:
         key = self.key(kind, value)
@@ -595,9 +622,32 @@ class RedisStore:
         else:
             await self._call("ping", None, client.ping)
 
+    async def warm_up(self) -> None:
+        """Open the warm connections now (module docstring: "Bursts") and keep them open from
+        here on. A Redis that is down is no error here: the first commands connect.
+
+        A connect that times out is tried again, a few times: at start the machine is busy
+        (other replicas starting) and a request must not pay for that."""
+        error = await self._open_warm_connections()
+        for _ in range(_WARM_UP_ATTEMPTS - 1):
+            if error is None:
+                break
+            await asyncio.sleep(_WARM_UP_PAUSE_SECONDS)
+            error = await self._open_warm_connections()
+        if error is not None:
+            # Not a request's failure: the next commands connect as they would have anyway.
+            log.warning("redis warm-up: %s", _store_error("warm_up", None, error))
+        if self._keepalive is None:
+            self._keepalive = asyncio.get_running_loop().create_task(self._keep_warm())
+
     async def close(self) -> None:
         """Close the client and every pooled connection (and the Sentinel clients)."""
         client = self._client
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keepalive
+        await self._coalescer.aclose()
         try:
             await client.aclose()
             if isinstance(client, RedisCluster):
@@ -611,19 +661,29 @@ class RedisStore:
 
     # -- internals -----------------------------------------------------------------------
 
+    async def _queued(self, operation: str, kind: str, key: str, queue: Queue) -> Any:
+        """A command that joins the current pipeline (module docstring: "Bursts")."""
+        return await self._call(operation, kind, lambda: self._coalescer.submit(key, queue))
+
+    async def _run_batch(self, batch: list[Any]) -> None:
+        client = self._client
+        if isinstance(client, RedisCluster):
+            await run_on_cluster(client, batch)
+        else:
+            await run_pipeline(client, batch)
+
     async def _call(self, operation: str, kind: str | None,
                     command: Callable[[], Awaitable[T]]) -> T:
         try:
-            if self._gate is None:
+            if not isinstance(self._client, RedisCluster):
                 return await command()
-            async with self._gate.turn():
-                try:
-                    return await self._on_cluster(command)
-                except MaxConnectionsError:
-                    raise
-                except RedisConnectionError:
-                    # The client has marked its slot map stale; the retry refreshes it.
-                    return await self._on_cluster(command)
+            try:
+                return await self._on_cluster(command)
+            except MaxConnectionsError:
+                raise
+            except RedisConnectionError:
+                # The client has marked its slot map stale; the retry refreshes it.
+                return await self._on_cluster(command)
         except (RedisError, RedisClusterException, OSError) as exc:
             if self._sentinel is not None and _error_code(exc) in _NOT_A_MASTER:
                 await self._reconnect_all()
@@ -642,6 +702,26 @@ class RedisStore:
         await client.initialize()
         return await command()
 
+    async def _open_warm_connections(self) -> Exception | None:
+        """Open (or ping) the warm connections; the first failure, if any."""
+        client = self._client
+        try:
+            if isinstance(client, RedisCluster):
+                await client.initialize()
+                await asyncio.gather(*(_ping_connections(node, self._warm)
+                                       for node in client.get_primaries()))
+            else:
+                await _ping_pooled(client, self._warm)
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _keep_warm(self) -> None:
+        while True:
+            await asyncio.sleep(self._keepalive_seconds)
+            if not self._coalescer.busy:  # under traffic, the connections are warm already
+                await self._open_warm_connections()
+
     async def _reconnect_all(self) -> None:
         """Make every pooled connection reconnect, so each asks the sentinels for the master:
         idle ones now, busy ones when they come back to the pool."""
@@ -653,6 +733,40 @@ class RedisStore:
                 await pool.disconnect(inuse_connections=False)
 
 
+async def _ping_pooled(client: Redis, count: int) -> None:
+    """Hold `count` pooled connections at once (so the pool opens that many) and ping each."""
+    pool = client.connection_pool
+    held = await asyncio.gather(*(pool.get_connection()  # type: ignore[no-untyped-call]
+                                  for _ in range(count)),
+                                return_exceptions=True)
+    try:
+        connections = [c for c in held if not isinstance(c, BaseException)]
+        await asyncio.gather(*(_ping(c) for c in connections))
+        errors = [e for e in held if isinstance(e, Exception)]
+        if errors:
+            raise errors[0]
+    finally:
+        for connection in held:
+            if not isinstance(connection, BaseException):
+                await pool.release(connection)
+
+
+async def _ping_connections(node: ClusterNode, count: int) -> None:
+    held = []
+    try:
+        for _ in range(count):
+            held.append(node.acquire_connection())
+        await asyncio.gather(*(_ping(c) for c in held))
+    finally:
+        for connection in held:
+            node.release(connection)
+
+
+async def _ping(connection: Any) -> None:
+    await connection.send_command("PING")
+    await connection.read_response()
+
+
 def _options_from(settings: StoreSettings) -> RedisOptions:
     return RedisOptions(
         socket_connect_timeout=settings.connect_timeout_seconds,
@@ -660,6 +774,8 @@ def _options_from(settings: StoreSettings) -> RedisOptions:
         max_connections=settings.max_connections,
         # Waiting for a free connection costs at most one more connect-and-command.
         pool_timeout=settings.connect_timeout_seconds + settings.command_timeout_seconds,
+        warm_connections=settings.warm_connections,
+        keepalive_seconds=settings.keepalive_seconds,
         username=settings.username or None,
         password=read_secret_file(settings.password_file, "store.password_file"),
         sentinel_password=read_secret_file(settings.sentinel_password_file,

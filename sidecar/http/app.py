@@ -8,6 +8,7 @@ from aiohttp import web
 
 from sidecar.core.policy import Policy
 from sidecar.http.admin import build_admin_app
+from sidecar.http.admission import Admission
 from sidecar.http.metrics import Metrics
 from sidecar.http.runtime import STATE, SidecarState
 from sidecar.http.token import checked_target, dispatch
@@ -25,11 +26,14 @@ def build_app(
     serve (unreadable secret file, unusable URL), before anything listens."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[checked_target])
+    metrics = metrics or Metrics(client_id_label=settings.metrics.client_id_label)
     app[STATE] = SidecarState(
         settings=settings,
         policy=Policy.from_settings(settings),
         clock=clock or SystemClock(),
-        metrics=metrics or Metrics(client_id_label=settings.metrics.client_id_label),
+        metrics=metrics,
+        # Bounds of the process, read once: a reload does not change them.
+        admission=Admission.from_settings(settings.server, metrics),
         given_store=store,
     )
     app.cleanup_ctx.append(_lifetime)
@@ -42,5 +46,6 @@ def build_app(
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     state.start()
+    await state.warm_up()
     yield
     await state.close()

@@ -76,6 +76,14 @@ class Metrics:
         self.store_duration = Histogram(
             "token_sidecar_store_operation_duration_seconds", "Store round trips.",
             ["operation"], buckets=_STORE_BUCKETS, registry=r)
+        self.requests_shed = Counter(
+            "token_sidecar_requests_shed",
+            "Token requests answered 503 without being handled: the process was at "
+            "server.max_in_flight and its queue full (queue_full) or too slow (queue_timeout).",
+            ["reason"], registry=r)
+        self.queued = Gauge("token_sidecar_queued_requests",
+                            "Token requests waiting for their turn (server.max_in_flight).",
+                            registry=r, multiprocess_mode="livesum")
         self.in_flight = Gauge("token_sidecar_in_flight_requests",
                                "Token requests being handled.", registry=r,
                                multiprocess_mode="livesum")
@@ -135,6 +143,9 @@ class Metrics:
         self.child(self.requests, *labels).inc()
         self.child(self.request_duration, action).observe(duration)
 
+    def count_shed(self, reason: str) -> None:
+        self.child(self.requests_shed, reason).inc()
+
     def observe_upstream(self, status: int, duration: float) -> None:
         self.child(self.upstream_responses, _STATUS_CLASSES.get(status // 100, "other")).inc()
         self.upstream_duration.observe(duration)
@@ -172,6 +183,12 @@ class InstrumentedStore:
 
     async def ping(self) -> None:
         await self._timed("ping", self.inner.ping())
+
+    async def warm_up(self) -> None:
+        """Open the store's connections ahead of traffic, for a store that has any (Redis)."""
+        warm_up = getattr(self.inner, "warm_up", None)
+        if warm_up is not None:
+            await warm_up()
 
     async def close(self) -> None:
         await self.inner.close()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -17,6 +18,7 @@ from sidecar.core.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import Env
+from sidecar.http.admission import Admission
 from sidecar.http.headers import dropped_from
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
@@ -97,6 +99,7 @@ class SidecarState:
     policy: Policy
     clock: Clock
     metrics: Metrics
+    admission: Admission
     given_store: ReplayStore | None = None
     runtime: Runtime | None = None
     resources: Resources | None = None
@@ -114,6 +117,11 @@ class SidecarState:
             watcher = asyncio.get_running_loop().create_task(self._watch_registry())
             self._closing.add(watcher)
             watcher.add_done_callback(self._closing.discard)
+
+    async def warm_up(self) -> None:
+        """Before the first request: the store's connections open (sidecar.adapters.redis)."""
+        assert self.resources is not None
+        await _warm_up(self.resources.store)
 
     def reload_registry(self) -> bool:
         """Read the client registry again; a registry that does not validate is refused
@@ -155,8 +163,10 @@ class SidecarState:
         grace = settings.upstream.timeout_seconds + 1
         if new.session is not old.session:
             self._close_later(old.session.close, grace)
-        if new.store is not old.store and old.owns_store:
-            self._close_later(old.store.close, grace)
+        if new.store is not old.store:
+            self._later(_warm_up(new.store))
+            if old.owns_store:
+                self._close_later(old.store.close, grace)
         if new.clients is not old.clients:
             self._close_later(old.clients.fetcher.close, grace)
 
@@ -191,9 +201,18 @@ class SidecarState:
             await asyncio.sleep(delay)
             await close()
 
-        task = asyncio.get_running_loop().create_task(later())
+        self._later(later())
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+async def _warm_up(store: ReplayStore) -> None:
+    warm_up = getattr(store, "warm_up", None)
+    if warm_up is not None:
+        await warm_up()
 
 
 def _file_identity(path: Path) -> tuple[int, int, int] | None:

@@ -146,13 +146,18 @@ def _attestation_challenge(request: web.Request, runtime: Runtime,
 async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
                   decider: Decider) -> web.StreamResponse:
     metrics = state.metrics
-    metrics.in_flight.inc()
     record = _Record(request_id_of(request), time.perf_counter(), metrics,
                      bool(request.headers.get("DPoP")))
+    if (shed := await state.admission.enter()) is not None:  # sidecar/http/admission.py
+        response = error_response(shed, record.request_id)
+        record.done(_refuse(shed), response)
+        return response
+    metrics.in_flight.inc()
     try:
         return await _answer(request, runtime, decider, record)
     finally:
         metrics.in_flight.dec()
+        state.admission.leave()
 
 
 async def _answer(request: web.Request, runtime: Runtime, decider: Decider,

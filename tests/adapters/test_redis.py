@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.adapters import RedisStore, open_store
+from sidecar.adapters.redis_pipeline import FairConnection
 from sidecar.ports import StoreError, SystemClock, store_key
 from sidecar.settings import StoreSettings
 from tests.support.redis_server import RedisServer
@@ -326,3 +329,50 @@ async def test_server_errors_become_store_errors_without_the_value(
             await store.set_binding("refresh", "other", secret, 60)
     finally:
         await raw.aclose()
+
+
+# -- timeouts measure Redis, not the event loop ----------------------------------------------
+
+# Keeps Redis busy for 10 ms, then answers: a healthy Redis, well inside a 0.1 s timeout.
+ANSWER_IN_10_MS = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+  local now = redis.call('TIME')
+until now[1] * 1000000 + now[2] - start >= 10000
+return 1
+"""
+
+
+async def test_a_reply_that_came_while_the_loop_was_busy_is_not_a_timeout(
+    redis_server_session: RedisServer,
+) -> None:
+    # (redis-py's own Connection times this read out: its timer wins over the reply.)
+    connection = FairConnection(host=redis_server_session.host,
+                                port=redis_server_session.port, socket_timeout=0.1)
+    try:
+        await connection.connect()
+        await connection.send_command("EVAL", ANSWER_IN_10_MS, 0)
+        # While the read waits, the loop turns to other work for 0.3 s (CPU-bound, as a burst
+        # of requests is): the reply arrives after 10 ms, the read's timer expires after
+        # 0.1 s, and the loop sees both at once.
+        asyncio.get_running_loop().call_later(0.001, time.sleep, 0.3)
+        assert await connection.read_response() == 1
+    finally:
+        await connection.disconnect()
+
+
+async def test_a_reply_that_never_comes_is_a_timeout(redis_server: RedisServer) -> None:
+    connection = FairConnection(host=redis_server.host, port=redis_server.port,
+                                socket_timeout=0.1)
+    try:
+        await connection.connect()
+        redis_server.pause()
+        try:
+            await connection.send_command("PING")
+            with pytest.raises(RedisTimeoutError):
+                await asyncio.wait_for(connection.read_response(), NO_HANG)
+        finally:
+            redis_server.resume()
+    finally:
+        await connection.disconnect()

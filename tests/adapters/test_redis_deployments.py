@@ -48,6 +48,7 @@ from sidecar.adapters.redis import (
     parse_url,
     read_secret_file,
 )
+from sidecar.adapters.redis_pipeline import LoopFairReads
 from sidecar.ports import StoreError, SystemClock, store_key
 from sidecar.settings import StoreSettings
 from tests.support.redis_cluster import LocalCluster, LocalSentinel
@@ -232,6 +233,99 @@ async def test_a_burst_beyond_max_connections_waits_for_a_turn(
     store = make_store(target.url, max_connections=5, pool_timeout=NO_HANG)
     results = await asyncio.gather(*(store.first_use("dpop_jti", f"v{i}", 60)
                                      for i in range(300)))
+    assert all(results)
+
+
+@contextlib.contextmanager
+def writes_counter(target: Target) -> Iterator[Callable[[], int]]:
+    """How many times the data nodes have written to a socket (Redis counts each write), over
+    one connection per node opened here, so that only its INFO replies add to the count."""
+    with contextlib.ExitStack() as stack:
+        nodes = [stack.enter_context(SyncRedis(host=host, port=port, socket_timeout=5))
+                 for host, port in target.nodes()]
+
+        def count() -> int:
+            return sum(int(node.info("stats")["total_writes_processed"]) for node in nodes)
+
+        yield count
+
+
+async def test_commands_of_one_loop_iteration_share_a_round_trip(
+    target: Target, make_store: MakeStore
+) -> None:
+    store = make_store(target.url)
+    await store.warm_up()
+    with writes_counter(target) as writes:
+        before = writes()
+        results = await asyncio.gather(*(store.first_use("dpop_jti", f"v{i}", 60)
+                                         for i in range(200)))
+        written = writes() - before
+    assert all(results)
+    # A pipeline or two (per master on a Cluster), not 200 round trips. The rest: one INFO
+    # reply per node, and on Sentinel the replication stream and the sentinel's pings.
+    assert written <= 3 + 3 * len(target.nodes()), written
+
+
+async def test_each_command_of_a_pipeline_keeps_its_own_answer(
+    target: Target, make_store: MakeStore
+) -> None:
+    store = make_store(target.url)
+    await store._client.lpush(store.key("refresh", "broken"), "not a binding")
+    results = await asyncio.gather(
+        store.first_use("dpop_jti", "once", 60),
+        store.first_use("dpop_jti", "once", 60),
+        store.get_binding("refresh", "broken"),
+        store.set_binding("refresh", "rt", "jkt-A", 60),
+        store.get_binding("refresh", "rt"),
+        store.first_use("dpop_jti", "other", 60),
+        return_exceptions=True)
+    assert results[:2] == [True, False]
+    # An error reply fails its own caller only, and says nothing of the value.
+    assert isinstance(results[2], StoreError) and "WRONGTYPE" in str(results[2])
+    assert results[3:] == [None, "jkt-A", True]  # in the order the callers issued them
+
+
+async def test_every_connection_reads_with_the_loop_fair_timeout(
+    target: Target, make_store: MakeStore
+) -> None:
+    store = make_store(target.url)
+    await store.warm_up()
+    client: Any = store._client
+    if isinstance(client, RedisCluster):
+        classes = {node.connection_class for node in client.get_nodes()}
+    else:
+        classes = {client.connection_pool.connection_class}
+    assert classes and all(issubclass(c, LoopFairReads) for c in classes), classes
+
+
+@contextlib.asynccontextmanager
+async def busy_event_loop(seconds: float, handlers: int = 30) -> AsyncIterator[None]:
+    """Every loop iteration also runs `handlers` other callbacks that together take `seconds`
+    of CPU (they block the loop), as a loop handling a burst of requests does. Some run after
+    a command was sent and before its reply is read, as in a real burst."""
+    async def other_work() -> None:
+        while True:
+            time.sleep(seconds / handlers)
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(other_work()) for _ in range(handlers)]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_busy_event_loop_does_not_time_out_a_redis_that_answered(
+    target: Target, make_store: MakeStore
+) -> None:
+    store = make_store(target.url, **FAST)  # 0.1 s to connect, 0.1 s to answer
+    await store.warm_up()
+    async with busy_event_loop(0.12, handlers=10):
+        # Redis answers within a millisecond; the loop reads the answer up to 0.12 s later.
+        results = await asyncio.wait_for(asyncio.gather(*(
+            store.first_use("dpop_jti", f"v{i}", 60) for i in range(20))), NO_HANG * 2)
     assert all(results)
 
 

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from sidecar.adapters.redis import RedisStore
+from sidecar.ports import store_key
 from tests.conftest import TOKEN_URL_PUBLIC, Sidecar, SidecarFactory
 from tests.support.dpop import DpopKey, Ed25519DpopKey
 from tests.support.redis_server import RedisServer
@@ -320,6 +321,38 @@ async def test_store_down_fails_open_when_configured(client: aiohttp.ClientSessi
     assert status == 200
     assert sidecar.upstream.last.context["X-Token-Replay-Check"] == "skipped"
     await store.close()
+
+
+@pytest.mark.parametrize("failure_mode", ["closed", "open"])
+async def test_a_failing_store_command_fails_only_its_own_request(
+        client: aiohttp.ClientSession, sidecar_factory: SidecarFactory,
+        redis_server_session: RedisServer, failure_mode: str) -> None:
+    """Store commands of requests that arrive together share a pipeline; an error reply to
+    one (here WRONGTYPE: the refresh token's binding key holds a list) is that request's
+    store failure, handled by store.failure_mode, and no other request's."""
+    prefix = f"pipeline-{failure_mode}:"
+    sidecar = await sidecar_factory(store={"url": redis_server_session.url,
+                                           "key_prefix": prefix, "failure_mode": failure_mode})
+    raw = redis.Redis.from_url(redis_server_session.url)
+    raw.delete(store_key(prefix, "refresh", "poisoned-rt"))
+    raw.lpush(store_key(prefix, "refresh", "poisoned-rt"), "not a binding")
+    raw.close()
+    key = DpopKey()
+    refresh = "grant_type=refresh_token&refresh_token=poisoned-rt&client_id=app"
+    results = await asyncio.gather(
+        post(client, sidecar, refresh, {"DPoP": key.proof(TOKEN_URL_PUBLIC)}),
+        *(post(client, sidecar, CC, {"DPoP": key.proof(TOKEN_URL_PUBLIC)}) for _ in range(40)))
+    assert [status for status, _, _ in results[1:]] == [200] * 40
+    refreshes = [r for r in sidecar.upstream.received if b"refresh_token" in r.body]
+    if failure_mode == "closed":
+        assert (results[0][0], results[0][2]["error"]) == (503, "temporarily_unavailable")
+        assert refreshes == []
+    else:
+        assert results[0][0] == 200
+        assert [r.context.get("X-Token-Replay-Check") for r in refreshes] == ["skipped"]
+    assert len(sidecar.upstream.received) == 40 + (failure_mode == "open")
+    assert not any("X-Token-Replay-Check" in r.context
+                   for r in sidecar.upstream.received if r not in refreshes)
 
 
 async def test_replicas_sharing_redis_accept_a_proof_once(
