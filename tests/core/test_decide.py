@@ -11,16 +11,12 @@ table are about the order of the steps: single-use values are burned last, by on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.decide import STEPS, decide
 from sidecar.core.jwk import thumbprint
-from sidecar.core.steps import Env, run_steps
+from sidecar.core.steps import run_steps
 from sidecar.model import Action, Respond
 from tests.support.pipeline import (
     AS_PUBLIC,
@@ -46,7 +42,7 @@ from tests.support.pipeline import (
     STORE_DOWN,
     STORE_DOWN_OPEN,
     STRANGER,
-    Expected,
+    Case,
     Forwarded,
     Pipeline,
     Refused,
@@ -57,21 +53,6 @@ from tests.support.pipeline import (
     profile,
     public_jwk,
 )
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str  # "<step>: what happens"
-    request: Callable[[Pipeline, Env], Req]
-    expect: Expected
-    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    bound: Mapping[str, str] = field(default_factory=dict)  # refresh token -> its binding
-    sends: int = 1  # the same request this many times; `expect` is about the last
-
-    @property
-    def step(self) -> str:
-        return self.name.split(":", 1)[0]
-
 
 CASES: tuple[Case, ...] = (
     # read_certificate: the certificate header a trusted proxy wrote (RFC 8705 §2).

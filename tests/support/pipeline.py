@@ -9,7 +9,7 @@ import base64
 import dataclasses
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,7 +258,9 @@ class Refused:
 Expected = Forwarded | Refused
 
 
-def assert_decision(decision: Decision, expected: Expected) -> None:
+def assert_decision(decision: Decision, expected: Expected, *,
+                    action_header: bool = True) -> None:
+    """`action_header`: a token request's context starts with the Action (a PAR one has none)."""
     if isinstance(expected, Refused):
         assert isinstance(decision, Respond), decision
         error = decision.error
@@ -272,13 +274,28 @@ def assert_decision(decision: Decision, expected: Expected) -> None:
     context = dict(decision.context)
     assert len(context) == len(decision.context), decision.context  # each header once
     assert decision.action is expected.action
-    assert context["Action"] == expected.action.value
+    if action_header:
+        assert context["Action"] == expected.action.value
     for name, value in expected.context.items():
         assert context.get(name) == value, (name, decision.context)
     for name in expected.absent:
         assert name not in context, (name, decision.context)
     assert decision.bind_refresh_token_to == expected.refresh_binding
 
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # "<step>: what happens"
+    request: Callable[[Pipeline, Env], Req]
+    expect: Expected
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    bound: Mapping[str, str] = field(default_factory=dict)  # refresh token -> its binding
+    sends: int = 1  # the same request this many times; `expect` is about the last
+
+    @property
+    def step(self) -> str:
+        return self.name.split(":", 1)[0]
 
 
 def basic(client_id: str, secret: str) -> str:
