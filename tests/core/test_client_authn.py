@@ -859,11 +859,14 @@ async def test_the_assertion_jti_is_left_to_the_last_step(world: World) -> None:
     token = assertion(world.signer_key, jti="deferred", exp=int(NOW) + 60)
     credentials = via_assertion(token)
     assert isinstance(credentials, ClientCredentials)
+    replays = []
     for _ in range(2):  # authenticating does not use the assertion up
         result = await authenticate(credentials, None, world.registry, policy=world.policy,
                                     now=NOW, jwks=world.jwks, secrets=world.secrets)
         assert isinstance(result, AuthenticatedClient) and result.replay is not None
-    replay = result.replay
+        replays.append(result.replay)
+    replay = replays[-1]
+    assert replays[0].value == replay.value
     assert (replay.kind, replay.value) == ("client_assertion", "signer:deferred")
     assert 60 < replay.ttl_seconds <= 120  # until exp, plus the leeway
     env = pipeline_env(pipeline_settings(), clock=world.clock, store=world.store)

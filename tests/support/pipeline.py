@@ -53,10 +53,11 @@ def pipeline_settings(base_dir: Path | None = None, **sections: dict[str, Any]) 
     return dataclasses.replace(settings, base_dir=str(base_dir)) if base_dir else settings
 
 
-def pipeline_env(settings: Settings, *, clock: Clock, store: ReplayStore | None = None,
-                 fetcher: ScriptedFetcher | None = None) -> Env:
+def pipeline_env(settings: Settings, *, clock: Clock, store: ReplayStore | None = None) -> Env:
+    """The store `store.url` names unless one is given; JWKS documents from no URL (the keys
+    the tests use are inline)."""
     clients = settings.clients
-    jwks = CachingJwksSource(ScriptedFetcher() if fetcher is None else fetcher, clock,
+    jwks = CachingJwksSource(ScriptedFetcher(), clock,
                              ttl_seconds=clients.jwks_cache_ttl_seconds,
                              min_refetch_seconds=clients.jwks_min_refetch_seconds,
                              stale_if_error_seconds=clients.jwks_stale_if_error_seconds)
@@ -67,13 +68,10 @@ def pipeline_env(settings: Settings, *, clock: Clock, store: ReplayStore | None 
     return Env(Policy.from_settings(settings), store, clock, jwks, secrets)
 
 
-def form(**values: str) -> FormParams:
-    return FormParams({name: (value,) for name, value in values.items()})
-
-
 async def burn_last(env: Env, *replays: ReplayCheck) -> OAuthError | None:
     """What the pipeline's last step does with the single-use values a check returned."""
-    return await burn_replays(TokenRequest("POST", form()), Facts(replays=list(replays)), env)
+    request = TokenRequest("POST", FormParams({}))  # burn_replays reads only the facts
+    return await burn_replays(request, Facts(replays=list(replays)), env)
 
 
 # ---------------------------------------------------------------------------------------
@@ -281,7 +279,6 @@ def assert_decision(decision: Decision, expected: Expected, *,
     for name in expected.absent:
         assert name not in context, (name, decision.context)
     assert decision.bind_refresh_token_to == expected.refresh_binding
-
 
 
 @dataclass(frozen=True)
