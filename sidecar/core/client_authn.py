@@ -14,7 +14,8 @@ The methods:
   `sub` = client id, `aud` the issuer as its sole value (draft-ietf-oauth-rfc7523bis) or, for
   older clients, the issuer or the token endpoint (`assertion_audiences`), `exp` required, a
   bounded lifetime, `nbf`/`iat` not in the future (with leeway), `jti` required and single-use
-  until `exp` (burned last, after every other check, in one atomic store call);
+  until `exp` (returned as a `ReplayCheck`: the pipeline burns it last, after every other
+  check of the request, in one atomic store call);
 - `tls_client_auth`: the chain validated against the client's own CA bundle (RFC 8705 §7.4:
   one CA per client, not one shared pool), then the one registered subject matched on the
   leaf only (`registry.SubjectMatch`);
@@ -57,7 +58,6 @@ from sidecar.core.registry import Client, Registry, valid_secret_text
 from sidecar.core.secrets import SecretVerifier
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
-from sidecar.ports import ReplayStore
 from sidecar.settings import Settings
 
 CLIENT_ASSERTION_JTI: Final = "client_assertion"  # store kind
@@ -116,8 +116,7 @@ class AuthenticatedClient:
     """Who the client is. `client` is None for an unregistered client forwarded as such
     (`clients.unknown = "forward"`); `authenticated` is what X-Token-Client-Authenticated
     says; `method` the registered method (or, for an unknown client, the presented one).
-    `replay` is set only when `authenticate(..., burn_replay=False)` left the assertion's
-    `jti` for the caller to burn."""
+    `replay` is the assertion's `jti`, still to be burned by the caller's last step."""
 
     client: Client | None
     authenticated: bool
@@ -158,18 +157,14 @@ def unidentified_client(credentials: ClientCredentials, realm: str) -> OAuthErro
 
 async def authenticate(
     credentials: ClientCredentials, certificate: ClientCertificate | None, registry: Registry,
-    *, policy: ClientAuthPolicy, now: float, store: ReplayStore, jwks: JwksSource,
-    secrets: SecretVerifier, burn_replay: bool = True,
+    *, policy: ClientAuthPolicy, now: float, jwks: JwksSource, secrets: SecretVerifier,
 ) -> AuthenticatedClient | OAuthError:
-    """Authenticate the client of one token request.
+    """Authenticate the client of one token request; an `OAuthError` for every refusal.
 
-    Raises `StoreError` when the `jti` of an assertion cannot be recorded (the caller maps it
-    by `store.failure_mode`); returns an `OAuthError` for every refusal.
-
-    `burn_replay=False` leaves the assertion's `jti` unburned and returns it as
-    `AuthenticatedClient.replay`, so that a pipeline can burn it in its last step, with the
-    DPoP `jti`: a request refused later (e.g. `use_dpop_nonce`, then retried with the same
-    body) has not used its assertion up.
+    The assertion's `jti` is not burned here: it comes back as `AuthenticatedClient.replay`
+    for the pipeline's last step (`burn_replays`), with the DPoP `jti`, so that a request
+    refused later (e.g. `use_dpop_nonce`, then retried with the same body) has not used its
+    assertion up.
     """
     refuse = _Refusal(policy, credentials.used_basic)
     client_id = credentials.client_id
@@ -191,8 +186,7 @@ async def authenticate(
                                          jwks=jwks)
         if isinstance(checked, OAuthError):
             return checked
-        return await _burned(client, checked, store) if burn_replay \
-            else AuthenticatedClient(client, True, registered, replay=checked)
+        return AuthenticatedClient(client, True, registered, replay=checked)
     if registered in SECRET_METHODS:
         error = await _check_secret(credentials, client, secrets, refuse)
     elif registered == "tls_client_auth":
@@ -202,14 +196,6 @@ async def authenticate(
     else:  # "none": identified, not authenticated
         return AuthenticatedClient(client, False, registered)
     return error or AuthenticatedClient(client, True, registered)
-
-
-async def _burned(client: Client, replay: ReplayCheck,
-                  store: ReplayStore) -> AuthenticatedClient | OAuthError:
-    # Last of all: an assertion refused for another reason does not use up its jti.
-    if not await store.first_use(replay.kind, replay.value, replay.ttl_seconds):
-        return replay.error
-    return AuthenticatedClient(client, True, client.token_endpoint_auth_method)
 
 
 def _method_fits(registered: str, presented: str) -> bool:

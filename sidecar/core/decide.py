@@ -158,8 +158,7 @@ async def authenticate_client(request: TokenRequest, facts: Facts,
         return None
     result = await authenticate(
         facts.client, facts.certificate, registry, policy=env.policy.client_auth,
-        now=env.clock.now(), store=env.store, jwks=env.jwks, secrets=env.secrets,
-        burn_replay=False)
+        now=env.clock.now(), jwks=env.jwks, secrets=env.secrets)
     if isinstance(result, OAuthError):
         return result
     facts.auth = result
@@ -202,8 +201,7 @@ async def check_jwt_bearer(request: TokenRequest, facts: Facts, env: Env) -> OAu
     if policy is None or facts.grant is None or facts.grant.grant_type != JWT_BEARER:
         return None
     verified = await verify_jwt_bearer(request.parameters.get("assertion"), policy=policy,
-                                       now=env.clock.now(), store=env.store, jwks=env.jwks,
-                                       burn_replay=False)
+                                       now=env.clock.now(), jwks=env.jwks)
     if isinstance(verified, OAuthError):
         return verified
     if verified.replay is not None:

@@ -2,8 +2,9 @@
 
 When `grants.jwt_bearer.issuers` lists the issuers the operator trusts, with their keys, the
 sidecar verifies the `assertion` itself - signature, `iss`, `aud`, `exp`/`nbf`/`iat`, `jti`
-replay - and forwards its `sub` as `X-Token-Subject`. Without issuers the assertion is
-forwarded for the upstream to verify (the caller does not call this module).
+replay (burned by the pipeline's last step) - and forwards its `sub` as `X-Token-Subject`.
+Without issuers the assertion is forwarded for the upstream to verify (the caller does not
+call this module).
 
 Errors are `invalid_grant` (RFC 7523 §3.1), result codes `jwt_bearer.<reason>`.
 
@@ -36,7 +37,6 @@ from sidecar.core.jwks import (
 from sidecar.core.registry import TableReader, read_table_array
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
-from sidecar.ports import ReplayStore
 from sidecar.settings import Settings
 
 JWT_BEARER_JTI: Final = "jwt_bearer"  # store kind
@@ -109,14 +109,11 @@ _TIME_MESSAGES: Final[Mapping[str, str]] = {
 
 
 async def verify_jwt_bearer(
-    assertion: str | None, *, policy: JwtBearerPolicy, now: float, store: ReplayStore,
-    jwks: JwksSource, burn_replay: bool = True,
+    assertion: str | None, *, policy: JwtBearerPolicy, now: float, jwks: JwksSource,
 ) -> JwtBearerAssertion | OAuthError:
-    """Verify the `assertion` parameter of a jwt-bearer grant. Raises StoreError when the
-    `jti` cannot be recorded; the `jti` is burned last, after every other check.
-
-    `burn_replay=False` leaves the `jti` for the caller's last step, as
-    `JwtBearerAssertion.replay`."""
+    """Verify the `assertion` parameter of a jwt-bearer grant. The `jti` is not burned here:
+    it comes back as `JwtBearerAssertion.replay` for the pipeline's last step, after every
+    other check of the request."""
     verified = await _signed_by_trusted_issuer(assertion, policy, jwks)
     if isinstance(verified, OAuthError):
         return verified
@@ -143,10 +140,6 @@ async def verify_jwt_bearer(
         ttl = max(float(exp) - now + policy.leeway_seconds, 1.0)
         replay = ReplayCheck(JWT_BEARER_JTI, f"{trusted.issuer}:{jti}", ttl,
                              _invalid("jti_replayed", "The assertion has been used before."))
-        if burn_replay:
-            if not await store.first_use(replay.kind, replay.value, replay.ttl_seconds):
-                return replay.error
-            replay = None
     return JwtBearerAssertion(trusted.issuer, subject, jti, replay)
 
 

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from sidecar.adapters.http_fetch import AiohttpFetcher
-from sidecar.adapters.memory import MemoryStore
 from sidecar.core.client_auth import JWT_BEARER_ASSERTION, extract_client_credentials
 from sidecar.core.client_authn import AuthenticatedClient, ClientAuthPolicy, authenticate
 from sidecar.core.jwks import CachingJwksSource, FetchError
@@ -220,7 +219,6 @@ async def test_private_key_jwt_follows_a_rotating_jwks_uri(key_server: KeyServer
         "client_id": "rotating", "token_endpoint_auth_method": "private_key_jwt",
         "jwks_uri": key_server.url + "/jwks"}]}, tmp_path)
     source = CachingJwksSource(fetcher, clock)
-    store = MemoryStore(100, "t:", clock)
     secrets = SecretVerifier()
     policy = ClientAuthPolicy(ISSUER, ENDPOINT)
 
@@ -231,7 +229,7 @@ async def test_private_key_jwt_follows_a_rotating_jwks_uri(key_server: KeyServer
             False, realm=ISSUER)
         assert not isinstance(credentials, OAuthError)
         return await authenticate(credentials, None, registry, policy=policy, now=clock.now(),
-                                  store=store, jwks=source, secrets=secrets)
+                                  jwks=source, secrets=secrets)
 
     assert isinstance(await attempt(), AuthenticatedClient)
     assert key_server.hits == 1
@@ -262,15 +260,13 @@ async def test_jwt_bearer_issuer_follows_a_rotating_jwks_uri(key_server: KeyServ
                              "jwks_uri": key_server.url + "/jwks"}], tmp_path)
     policy = JwtBearerPolicy({i.issuer: i for i in issuers}, frozenset({ISSUER, ENDPOINT}))
     source = CachingJwksSource(fetcher, clock)
-    store = MemoryStore(100, "t:", clock)
 
     async def attempt() -> object:
         claims = {"iss": "https://idp.example.com", "sub": "alice", "aud": ENDPOINT,
                   "exp": int(clock.t) + 60, "jti": uuid.uuid4().hex}
         token = jwt.encode(claims, key_server.key, algorithm="ES256",
                            headers={"kid": key_server.kid})
-        return await verify_jwt_bearer(token, policy=policy, now=clock.now(), store=store,
-                                       jwks=source)
+        return await verify_jwt_bearer(token, policy=policy, now=clock.now(), jwks=source)
 
     assert isinstance(await attempt(), JwtBearerAssertion)
     key_server.rotate()

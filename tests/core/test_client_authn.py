@@ -1,6 +1,7 @@
 """Client authentication against the registry (sidecar.core.client_authn): every method
 succeeds and fails, with real keys, certificates, assertions (pyjwt and Authlib) and the real
-MemoryStore. RFC 6749 §2.3/§5.2, RFC 7523 §3, OpenID Connect Core §9, RFC 8705 §2."""
+MemoryStore, where the pipeline's last step burns assertion jtis (as in production).
+RFC 6749 §2.3/§5.2, RFC 7523 §3, OpenID Connect Core §9, RFC 8705 §2."""
 
 from __future__ import annotations
 
@@ -50,9 +51,9 @@ from sidecar.core.registry import Registry, registry_from_mapping
 from sidecar.core.secrets import SecretVerifier
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
-from sidecar.ports import StoreError
 from sidecar.settings import settings_from_mapping
 from tests.support.fakes import FakeClock, ScriptedFetcher
+from tests.support.pipeline import burn_last, pipeline_env, pipeline_settings
 
 ISSUER = "https://as.example.com"
 ENDPOINT = "https://as.example.com/token"
@@ -157,9 +158,13 @@ class World:
                    **policy: Any) -> AuthenticatedClient | OAuthError:
         assert isinstance(credentials, ClientCredentials), credentials
         chosen = ClientAuthPolicy(ISSUER, ENDPOINT, **policy) if policy else self.policy
-        return await authenticate(credentials, certificate, self.registry, policy=chosen,
-                                  now=self.clock.now(), store=self.store, jwks=self.jwks,
-                                  secrets=self.secrets)
+        result = await authenticate(credentials, certificate, self.registry, policy=chosen,
+                                    now=self.clock.now(), jwks=self.jwks, secrets=self.secrets)
+        if isinstance(result, OAuthError) or result.replay is None:
+            return result
+        # As in production: the assertion's jti is burned by the pipeline's last step.
+        env = pipeline_env(pipeline_settings(), clock=self.clock, store=self.store)
+        return await burn_last(env, result.replay) or result
 
     async def ok(self, credentials: ClientCredentials | OAuthError,
                  certificate: ClientCertificate | None = None,
@@ -499,16 +504,6 @@ async def test_jti_is_remembered_until_exp(world: World) -> None:
     await world.refused(via_assertion(token), "client.assertion_replayed")
     world.clock.t += 20  # now past exp + leeway: refused as expired, not accepted
     await world.refused(via_assertion(token), "client.assertion_expired")
-
-
-async def test_store_failure_is_raised_for_the_caller(world: World) -> None:
-    class DownStore(MemoryStore):
-        async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
-            raise StoreError("connection refused")
-
-    world.store = DownStore(10, "x:", world.clock)
-    with pytest.raises(StoreError):
-        await world.auth(via_assertion(assertion(world.signer_key)))
 
 
 @pytest.mark.parametrize(("claims", "result_code"), [
@@ -860,22 +855,26 @@ def test_policy_from_settings() -> None:
     assert "none" not in policy.assertion_algorithms
 
 
-async def test_replay_check_can_be_left_to_the_pipeline(world: World) -> None:
-    # burn_replay=False: everything but the jti is checked; the pipeline burns it last, with
-    # the DPoP jti, so a request refused later (use_dpop_nonce) keeps its assertion usable.
+async def test_the_assertion_jti_is_left_to_the_last_step(world: World) -> None:
+    # Everything but the jti is checked; the pipeline burns it last, with the DPoP jti, so a
+    # request refused later (use_dpop_nonce) keeps its assertion usable.
     token = assertion(world.signer_key, jti="deferred", exp=int(NOW) + 60)
     credentials = via_assertion(token)
     assert isinstance(credentials, ClientCredentials)
-    for _ in range(2):
+    replays = []
+    for _ in range(2):  # authenticating does not use the assertion up
         result = await authenticate(credentials, None, world.registry, policy=world.policy,
-                                    now=NOW, store=world.store, jwks=world.jwks,
-                                    secrets=world.secrets, burn_replay=False)
+                                    now=NOW, jwks=world.jwks, secrets=world.secrets)
         assert isinstance(result, AuthenticatedClient) and result.replay is not None
-    replay = result.replay
+        replays.append(result.replay)
+    replay = replays[-1]
+    assert replays[0].value == replay.value
     assert (replay.kind, replay.value) == ("client_assertion", "signer:deferred")
     assert 60 < replay.ttl_seconds <= 120  # until exp, plus the leeway
-    assert await world.store.first_use(replay.kind, replay.value, replay.ttl_seconds)
-    assert not await world.store.first_use(replay.kind, replay.value, replay.ttl_seconds)
-    assert replay.error.result_code == "client.assertion_replayed"
+    env = pipeline_env(pipeline_settings(), clock=world.clock, store=world.store)
+    assert await burn_last(env, replay) is None
+    burned_twice = await burn_last(env, replay)
+    assert burned_twice is not None
+    assert (burned_twice.status, burned_twice.result_code) == (401, "client.assertion_replayed")
     # Secrets and certificates have nothing to burn.
     assert (await world.ok(via_post("post", SECRET))).replay is None

@@ -28,6 +28,7 @@ from sidecar.core.jwt_bearer import (
 from sidecar.errors import OAuthError
 from sidecar.settings import ConfigError, settings_from_mapping
 from tests.support.fakes import FakeClock, ScriptedFetcher
+from tests.support.pipeline import burn_last, pipeline_env, pipeline_settings
 
 AS_ISSUER = "https://as.example.com"
 ENDPOINT = "https://as.example.com/token"
@@ -65,8 +66,13 @@ class Env:
 
     async def verify(self, assertion: str | None,
                      policy: JwtBearerPolicy | None = None) -> JwtBearerAssertion | OAuthError:
-        return await verify_jwt_bearer(assertion, policy=policy or self.policy,
-                                       now=self.clock.now(), store=self.store, jwks=self.jwks)
+        result = await verify_jwt_bearer(assertion, policy=policy or self.policy,
+                                         now=self.clock.now(), jwks=self.jwks)
+        if isinstance(result, OAuthError) or result.replay is None:
+            return result
+        # As in production: the jti is burned by the pipeline's last step.
+        env = pipeline_env(pipeline_settings(), clock=self.clock, store=self.store)
+        return await burn_last(env, result.replay) or result
 
     async def ok(self, assertion: str) -> JwtBearerAssertion:
         result = await self.verify(assertion)
@@ -204,10 +210,8 @@ async def test_policy_from_settings(tmp_path: Path) -> None:
     policy = JwtBearerPolicy.from_settings(settings, (issuer,), leeway_seconds=10)
     assert policy.audiences == frozenset({AS_ISSUER, ENDPOINT})
     assert policy.issuers == {IDP: issuer} and policy.time_rules.leeway_seconds == 10
-    source = StaticJwksSource()
-    store = MemoryStore(10, "x", FakeClock(NOW))
     result = await verify_jwt_bearer(grant(ec.generate_private_key(ec.SECP256R1())),
-                                     policy=policy, now=NOW, store=store, jwks=source)
+                                     policy=policy, now=NOW, jwks=StaticJwksSource())
     assert isinstance(result, OAuthError) and result.result_code == "jwt_bearer.bad_signature"
 
 
