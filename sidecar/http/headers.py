@@ -1,54 +1,125 @@
-"""Which headers cross the proxy, in each direction."""
+"""Which headers cross the proxy, in each direction.
+
+Header names are compared *folded*: lowercase, with `_` read as `-`. That is how the servers
+behind a proxy see them: CGI and WSGI turn both `X-Token-Subject` and `X_Token_Subject` into
+`HTTP_X_TOKEN_SUBJECT`, so a rule that only knew the dashed spelling would let the other one
+through to an upstream that reads it as the same header.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 # RFC 9110 §7.6.1: connection-specific headers are never forwarded. Content-Length and Host
-# are set by the client library for the hop to the upstream.
+# are set by the client library for the hop to the upstream. Expect too: the sidecar has
+# answered `100 Continue` itself (aiohttp does when the handler reads the body), so an
+# upstream asked again, and not answering 100, would leave the request waiting.
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
 })
 
+# Where the client's address travels. From an untrusted peer these are whatever the client
+# chose, and are dropped; the sidecar then says who its peer was, as a proxy does.
+FORWARDED_FOR = "x-forwarded-for"
+CLIENT_ADDRESS_HEADERS = frozenset({FORWARDED_FOR, "forwarded", "x-real-ip"})
 
-def _dropped(headers: CIMultiDictProxy[str], always: frozenset[str]) -> frozenset[str]:
-    """`always`, plus the headers a `Connection` header names (RFC 9110 §7.6.1)."""
+
+def fold(name: str) -> str:
+    """A header name as the upstream's framework may see it (see the module docstring)."""
+    return name.lower().replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderNames:
+    """A set of header names, folded: exact names, and prefixes that stand for a family."""
+
+    exact: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> HeaderNames:
+        """`names` as configured: a trailing `*` makes a name a prefix (`X-Client-Cert-*`)."""
+        folded = [fold(n.strip()) for n in names if n.strip()]
+        return cls(frozenset(n for n in folded if not n.endswith("*")),
+                   tuple(n[:-1] for n in folded if n.endswith("*")))
+
+    def __or__(self, other: HeaderNames) -> HeaderNames:
+        return HeaderNames(self.exact | other.exact, self.prefixes + other.prefixes)
+
+    def __contains__(self, folded: str) -> bool:
+        return folded in self.exact or folded.startswith(self.prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardRules:
+    """What `request_headers_for_upstream` drops, computed once at start-up."""
+
+    context_prefix: str  # folded: the namespace only the sidecar speaks in
+    always: HeaderNames  # dropped from everyone
+    untrusted: HeaderNames  # dropped from peers that are not trusted proxies
+    # The headers the sidecar reads or writes: a client's `Connection` list cannot remove them,
+    # so what the upstream receives is what the sidecar decided on.
+    kept_despite_connection: frozenset[str]
+
+    @classmethod
+    def build(cls, context_prefix: str, untrusted: HeaderNames,
+              sidecar_reads: Iterable[str]) -> ForwardRules:
+        return cls(fold(context_prefix), HeaderNames(HOP_BY_HOP),
+                   untrusted | HeaderNames(CLIENT_ADDRESS_HEADERS),
+                   frozenset(fold(n) for n in sidecar_reads) | {FORWARDED_FOR})
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """The headers a `Connection` header names (RFC 9110 §7.6.1), folded."""
     if "Connection" not in headers:
-        return always
-    tokens = {t.strip().lower() for value in headers.getall("Connection")
-              for t in value.split(",") if t.strip()}
-    return always | tokens
-
-
-def dropped_from(names: tuple[str, ...]) -> frozenset[str]:
-    """What `request_headers_for_upstream` drops besides the context namespace: hop-by-hop
-    headers and `names`, lowercased once at start-up rather than on every request."""
-    return HOP_BY_HOP | {name.lower() for name in names}
+        return frozenset()
+    return frozenset(fold(t.strip()) for value in headers.getall("Connection")
+                     for t in value.split(",") if t.strip())
 
 
 def request_headers_for_upstream(
-    headers: CIMultiDictProxy[str], context_prefix: str, drop: frozenset[str] = HOP_BY_HOP
+    headers: CIMultiDictProxy[str], rules: ForwardRules, *, trusted: bool, peer: str | None,
 ) -> CIMultiDict[str]:
-    """The client's headers minus `drop` (see `dropped_from`), minus anything that could pose
-    as context: every inbound header that starts with the context prefix is dropped, whoever
-    sent it; only the sidecar speaks in that namespace (SPEC "Non-negotiables").
+    """The client's headers minus hop-by-hop ones, minus anything that could pose as context:
+    every inbound header in the context namespace, in any spelling, whoever sent it (SPEC
+    "Non-negotiables"); from untrusted peers also certificate and client-address headers.
+    `X-Forwarded-For` ends with `peer`, appended to a trusted proxy's list, alone otherwise.
     """
-    prefix = context_prefix.lower()
-    dropped = _dropped(headers, drop)
+    hop = _connection_tokens(headers) - rules.kept_despite_connection
     out: CIMultiDict[str] = CIMultiDict()
+    forwarded_for: list[str] = []
     for name, value in headers.items():
-        lowered = name.lower()
-        if lowered in dropped or lowered.startswith(prefix):
+        folded = fold(name)
+        if folded in rules.always or folded in hop or folded.startswith(rules.context_prefix):
+            continue
+        if not trusted and folded in rules.untrusted:
+            continue
+        if folded == FORWARDED_FOR:
+            forwarded_for.append(value.strip())
             continue
         out.add(name, value)
+    if peer:
+        forwarded_for.append(peer)
+    forwarded_for = [v for v in forwarded_for if v]
+    if forwarded_for:
+        out["X-Forwarded-For"] = ", ".join(forwarded_for)
     return out
 
 
+def values_of(headers: CIMultiDictProxy[str], name: str) -> list[str]:
+    """Every value of `name`, in any spelling that folds to it (see `fold`)."""
+    wanted = fold(name)
+    return [value for key, value in headers.items() if fold(key) == wanted]
+
+
 def response_headers_for_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    dropped = _dropped(headers, HOP_BY_HOP)
+    dropped = HOP_BY_HOP | _connection_tokens(headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
-        if name.lower() not in dropped:
+        if fold(name) not in dropped:
             out.add(name, value)
     return out

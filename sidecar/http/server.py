@@ -1,4 +1,5 @@
-"""Running the application: an AppRunner whose protocol-level errors are OAuth JSON too.
+"""Running the application: an AppRunner whose protocol-level errors are OAuth JSON too, and
+which reads request bodies and header bytes as they arrived.
 
 Requests that aiohttp's HTTP parser refuses (a header line that does not parse, a duplicated
 Content-Type, an unknown method token, ...) never reach a handler: aiohttp answers them
@@ -15,6 +16,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from sidecar import errors
+from sidecar.http import wire
 from sidecar.http.render import error_response
 
 log = logging.getLogger("token_sidecar.http")
@@ -51,6 +53,11 @@ class SidecarRunner(web.AppRunner):
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         kwargs.setdefault("access_log", None)
+        # Request bodies are read as they arrived: a token request's coding is refused
+        # (parse.check_content_encoding), any other body passes through byte for byte with
+        # its Content-Encoding, instead of being inflated and forwarded still labelled gzip.
+        kwargs.setdefault("auto_decompress", False)
+        wire.install()
         super().__init__(app, **kwargs)
 
     async def _make_server(self) -> web.Server:

@@ -24,7 +24,7 @@ from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.metrics import Metrics
-from sidecar.http.parse import read_token_request
+from sidecar.http.parse import check_cert_headers, read_token_request
 from sidecar.http.proxy import AnswerWith, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
@@ -188,9 +188,8 @@ def _expose_to_browsers(headers: CIMultiDict[str]) -> None:
 def _upstream_headers(request: web.BaseRequest, runtime: Runtime,
                       request_id: str) -> CIMultiDict[str]:
     trusted = runtime.read_policy.is_trusted_peer(request.remote)
-    headers = request_headers_for_upstream(
-        request.headers, CONTEXT_PREFIX,
-        runtime.dropped_from_trusted if trusted else runtime.dropped_from_untrusted)
+    headers = request_headers_for_upstream(request.headers, runtime.forward_rules,
+                                           trusted=trusted, peer=request.remote)
     if runtime.settings.upstream.preserve_host and request.host:
         headers["Host"] = request.host
     headers["X-Request-Id"] = request_id
@@ -199,6 +198,9 @@ def _upstream_headers(request: web.BaseRequest, runtime: Runtime,
 
 async def passthrough(request: web.Request, runtime: Runtime) -> web.StreamResponse:
     request_id = request_id_of(request)
+    refused = check_cert_headers(request, runtime.read_policy)
+    if refused is not None:
+        return error_response(refused, request_id)
     headers = _upstream_headers(request, runtime, request_id)
     try:
         return await runtime.upstream.stream(request, headers)
