@@ -61,7 +61,10 @@ def test_required_keys_can_come_from_the_environment() -> None:
     ({"upstream": {"url": "ftp://x"}}, {}, "upstream.url: expected an absolute http(s) URL"),
     ({"trust": {"trusted_proxies": ["10.0.0.0/33"]}}, {}, "trust.trusted_proxies: not a CIDR"),
     ({"trust": {"client_cert_format": "iis"}}, {}, "trust.client_cert_format: must be one of"),
+    ({"trust": {"drop_headers": ["X-Ok", "X Bad"]}}, {}, "trust.drop_headers: not header"),
+    ({"trust": {"drop_headers": ["X-*-Mid"]}}, {}, "trust.drop_headers: not header names"),
     ({"store": {"url": "mysql://x"}}, {}, "store.url: scheme must be one of"),
+    ({"store": {"memory_when_full": "drop"}}, {}, "store.memory_when_full: must be one of"),
     ({"grants": {"allowed": ["implicit"]}}, {}, "grants.allowed: unknown values"),
     ({}, {"TOKEN_SIDECAR_DPOP_REQUIRED": "maybe"}, "dpop.required (from TOKEN_SIDECAR_DPOP_"),
 ])

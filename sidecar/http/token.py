@@ -20,6 +20,7 @@ from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
 from sidecar.core.attestation import response_headers as attestation_headers
 from sidecar.core.decide import decide
 from sidecar.core.par import decide_par
+from sidecar.core.registry import Registry
 from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
@@ -92,7 +93,7 @@ async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
     metrics = state.metrics
     metrics.in_flight.inc()
     record = _Record(request_id_of(request), time.perf_counter(), metrics,
-                     bool(request.headers.get("DPoP")))
+                     bool(request.headers.get("DPoP")), runtime.env.policy.registry)
     try:
         return await _answer(request, runtime, decider, record)
     finally:
@@ -216,6 +217,7 @@ class _Record:
     started: float
     metrics: Metrics
     had_dpop: bool
+    registry: Registry | None  # which client ids may become metric labels
 
     def done(self, decision: Decision, response: web.StreamResponse, *,
              failure: OAuthError | None = None, upstream_status: int | None = None,
@@ -248,6 +250,8 @@ class _Record:
         summary = decision.summary
         metrics.observe_request(action=action, grant_type=summary.grant_type,
                                 result_code=result_code, client_id=summary.client_id,
+                                client_registered=self.registry is not None
+                                and summary.client_id in self.registry,
                                 duration=duration)
         if self.had_dpop:
             accepted = isinstance(decision, Forward) and decision.dpop_jkt is not None
