@@ -22,10 +22,12 @@ HOP_BY_HOP = frozenset({
     "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
 })
 
-# Where the client's address travels. From an untrusted peer these are whatever the client
-# chose, and are dropped; the sidecar then says who its peer was, as a proxy does.
+# What proxies say about the client's connection: see CLIENT_ADDRESS_HEADERS below.
 FORWARDED_FOR = "x-forwarded-for"
-CLIENT_ADDRESS_HEADERS = frozenset({FORWARDED_FOR, "forwarded", "x-real-ip"})
+# Headers some frameworks read *instead of* the request target (IIS URL Rewrite, Symfony,
+# Zend): the sidecar checked the target it received, so a header that names another one goes
+# nowhere, whoever sent it.
+TARGET_OVERRIDES = frozenset({"x-original-url", "x-rewrite-url"})
 
 
 def fold(name: str) -> str:
@@ -54,6 +56,17 @@ class HeaderNames:
         return folded in self.exact or folded.startswith(self.prefixes)
 
 
+# What proxies say about the client's connection: its address, and the scheme, host and port
+# it used (RFC 7239 Forwarded, the X-Forwarded-* family, CDN client-IP headers). From an
+# untrusted peer these are whatever the client chose, and are dropped; the sidecar then says
+# who its peer was in X-Forwarded-For, as a proxy does.
+CLIENT_ADDRESS_HEADERS = HeaderNames(
+    frozenset({"forwarded", "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip",
+               "x-cluster-client-ip", "fastly-client-ip", "x-original-forwarded-for",
+               "x-envoy-external-address"}),
+    ("x-forwarded-",))
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardRules:
     """What `request_headers_for_upstream` drops, computed once at start-up."""
@@ -68,8 +81,8 @@ class ForwardRules:
     @classmethod
     def build(cls, context_prefix: str, untrusted: HeaderNames,
               sidecar_reads: Iterable[str]) -> ForwardRules:
-        return cls(fold(context_prefix), HeaderNames(HOP_BY_HOP),
-                   untrusted | HeaderNames(CLIENT_ADDRESS_HEADERS),
+        return cls(fold(context_prefix), HeaderNames(HOP_BY_HOP | TARGET_OVERRIDES),
+                   untrusted | CLIENT_ADDRESS_HEADERS,
                    frozenset(fold(n) for n in sidecar_reads) | {FORWARDED_FOR})
 
 

@@ -120,23 +120,36 @@ async def test_client_addresses_from_untrusted_peers_are_replaced_by_the_peer(
         sidecar_factory: SidecarFactory) -> None:
     sidecar = await sidecar_factory(**UNTRUSTED)
     sent = [("X-Forwarded-For", "203.0.113.7"), ("X_Forwarded_For", "203.0.113.8"),
-            ("Forwarded", "for=203.0.113.9"), ("X-Real-IP", "203.0.113.10")]
+            ("Forwarded", "for=203.0.113.9"), ("X-Real-IP", "203.0.113.10"),
+            ("X-Forwarded-Host", "evil.example"), ("X-Forwarded-Proto", "https"),
+            ("True-Client-IP", "203.0.113.11"), ("CF-Connecting-IP", "203.0.113.12")]
     for request in (token_request(sent), get_request(sent)):
         answer = await raw_request(sidecar.url, request)
         assert answer.status == 200
         received = sidecar.upstream.last.headers
         assert received.getall("X-Forwarded-For") == ["127.0.0.1"]
-        assert not {"Forwarded", "X-Real-IP", "X_Forwarded_For"} & set(received)
+        assert not {name for name, _ in sent if name != "X-Forwarded-For"} & set(received)
 
 
 async def test_a_trusted_proxy_list_gets_the_peer_appended(sidecar: Sidecar) -> None:
     sent = [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-For", "198.51.100.1"),
-            ("X-Real-IP", "203.0.113.7")]
+            ("X-Real-IP", "203.0.113.7"), ("X-Forwarded-Proto", "https")]
     answer = await raw_request(sidecar.url, get_request(sent))
     assert answer.status == 200
     received = sidecar.upstream.last.headers
     assert received.getall("X-Forwarded-For") == ["203.0.113.7, 198.51.100.1, 127.0.0.1"]
     assert received["X-Real-IP"] == "203.0.113.7"
+    assert received["X-Forwarded-Proto"] == "https"
+
+
+@pytest.mark.parametrize("name", ["X-Original-URL", "X_Rewrite_URL"])
+async def test_headers_that_override_the_request_target_are_dropped_from_everyone(
+        sidecar: Sidecar, name: str) -> None:
+    """Frameworks that route by X-Original-URL would send `/userinfo` to their token handler,
+    past every check the sidecar makes on `/token` (even behind a trusted proxy)."""
+    answer = await raw_request(sidecar.url, get_request([(name, "/token")]))
+    assert answer.status == 200
+    assert "/token" not in sidecar.upstream.last.headers.values()
 
 
 @pytest.mark.parametrize("listed", ["Authorization", "authorization", "Content_Type",
