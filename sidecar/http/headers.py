@@ -74,16 +74,30 @@ class ForwardRules:
     context_prefix: str  # folded: the namespace only the sidecar speaks in
     always: HeaderNames  # dropped from everyone
     untrusted: HeaderNames  # dropped from peers that are not trusted proxies
+    # Headers the sidecar reads by their dashed name only: another spelling (`Content_Type`,
+    # `OAuth_Client_Attestation`) is one the sidecar did not check but the upstream may read
+    # as the same header, so it is dropped.
+    read_by_name: frozenset[str]
     # The headers the sidecar reads or writes: a client's `Connection` list cannot remove them,
     # so what the upstream receives is what the sidecar decided on.
     kept_despite_connection: frozenset[str]
 
     @classmethod
-    def build(cls, context_prefix: str, untrusted: HeaderNames,
-              sidecar_reads: Iterable[str]) -> ForwardRules:
-        return cls(fold(context_prefix), HeaderNames(HOP_BY_HOP | TARGET_OVERRIDES),
-                   untrusted | CLIENT_ADDRESS_HEADERS,
-                   frozenset(fold(n) for n in sidecar_reads) | {FORWARDED_FOR})
+    def build(cls, context_prefix: str, untrusted: HeaderNames, *, reads: Iterable[str],
+              reads_any_spelling: Iterable[str], writes: Iterable[str]) -> ForwardRules:
+        read = frozenset(fold(n) for n in reads)
+        return cls(
+            context_prefix=fold(context_prefix),
+            always=HeaderNames(HOP_BY_HOP | TARGET_OVERRIDES | {fold(n) for n in writes}),
+            untrusted=untrusted | CLIENT_ADDRESS_HEADERS,
+            read_by_name=read,
+            kept_despite_connection=read | {fold(n) for n in reads_any_spelling}
+            | {FORWARDED_FOR})
+
+    def drops(self, name: str, folded: str, *, trusted: bool, hop: frozenset[str]) -> bool:
+        return (folded in self.always or folded in hop or folded.startswith(self.context_prefix)
+                or (not trusted and folded in self.untrusted)
+                or ("_" in name and folded in self.read_by_name))
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
@@ -107,9 +121,7 @@ def request_headers_for_upstream(
     forwarded_for: list[str] = []
     for name, value in headers.items():
         folded = fold(name)
-        if folded in rules.always or folded in hop or folded.startswith(rules.context_prefix):
-            continue
-        if not trusted and folded in rules.untrusted:
+        if rules.drops(name, folded, trusted=trusted, hop=hop):
             continue
         if folded == FORWARDED_FOR:
             forwarded_for.append(value.strip())

@@ -69,13 +69,15 @@ def check_content_type(request: web.Request) -> OAuthError | None:
 
 
 def check_content_encoding(request: web.Request) -> OAuthError | None:
-    # The sidecar reads the body it checks exactly as the upstream receives it: a coded body
-    # would be checked in one form and acted on in another (RFC 9110 §8.4; 415 per §15.5.16).
+    # The sidecar checks the body exactly as the upstream receives it: a coded body would be
+    # checked in one form and acted on in another (RFC 9110 §8.4).
     codings = [c.strip().lower() for value in request.headers.getall("Content-Encoding", ())
                for c in value.split(",") if c.strip()]
     if any(c != "identity" for c in codings):
+        # RFC 9110 §15.5.16: Accept-Encoding says which codings would have been accepted.
         return errors.unsupported_media_type(
-            "request.content_encoding", "The body must not be content-coded (identity only).")
+            "request.content_encoding", "The body must not be content-coded (identity only).",
+        ).with_headers(("Accept-Encoding", "identity"))
     return None
 
 

@@ -212,11 +212,11 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
     )
 
 
-# The request headers the sidecar reads (besides the certificate headers), and what it decides
-# on from them: a client's `Connection` list must not remove them from the upstream's view.
+# The request headers the sidecar reads by name (the certificate headers it reads in any
+# spelling), and those it writes itself on the way upstream (see `headers.ForwardRules`).
 SIDECAR_READS = ("Authorization", "DPoP", "OAuth-Client-Attestation",
-                 "OAuth-Client-Attestation-PoP", "Content-Type", "Content-Encoding",
-                 "X-Request-Id")
+                 "OAuth-Client-Attestation-PoP", "Content-Type", "Content-Encoding")
+SIDECAR_WRITES = ("X-Request-Id",)
 
 
 def forward_rules(settings: Settings) -> ForwardRules:
@@ -224,7 +224,8 @@ def forward_rules(settings: Settings) -> ForwardRules:
     configured = tuple(h for h in (trust.client_cert_header, trust.client_cert_chain_header) if h)
     untrusted = KNOWN_CERT_HEADERS | HeaderNames.of(configured) \
         | HeaderNames.of(trust.drop_headers)
-    return ForwardRules.build(CONTEXT_PREFIX, untrusted, (*SIDECAR_READS, *configured))
+    return ForwardRules.build(CONTEXT_PREFIX, untrusted, reads=SIDECAR_READS,
+                              reads_any_spelling=configured, writes=SIDECAR_WRITES)
 
 
 STATE = web.AppKey("state", SidecarState)

@@ -35,6 +35,7 @@ async def test_a_content_coded_token_request_is_415(
     async with client.post(sidecar.token_url, data=gzip.compress(BODY.encode()),
                            headers={**FORM, "Content-Encoding": coding}) as response:
         assert response.status == 415
+        assert response.headers["Accept-Encoding"] == "identity"
         assert response.headers["Cache-Control"] == "no-store"
         assert (await response.json())["error"] == "invalid_request"
     assert sidecar.upstream.received == []

@@ -168,3 +168,14 @@ async def test_connection_cannot_remove_what_the_sidecar_read(
     assert received["X-Forwarded-For"] == "127.0.0.1"
     assert "X-Other" not in received  # other listed headers are hop-by-hop, as before
     assert sidecar.upstream.last.context["X-Token-Client-Auth-Method"] == "client_secret_basic"
+
+
+@pytest.mark.parametrize("name", ["OAuth_Client_Attestation", "OAuth-Client_Attestation-PoP",
+                                  "Content_Type", "Content_Encoding", "X_Request_Id"])
+async def test_other_spellings_of_headers_the_sidecar_reads_are_dropped(
+        sidecar: Sidecar, name: str) -> None:
+    """The sidecar checked `OAuth-Client-Attestation` (or found none); a WSGI upstream would
+    read `OAuth_Client_Attestation` as that very header, unchecked."""
+    answer = await raw_request(sidecar.url, token_request([(name, "forged")]))
+    assert answer.status == 200
+    assert "forged" not in sidecar.upstream.last.headers.values()
