@@ -22,7 +22,8 @@ HOP_BY_HOP = frozenset({
     "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
 })
 
-# What proxies say about the client's connection: see CLIENT_ADDRESS_HEADERS below.
+# The list of addresses a request came through; the sidecar appends its peer's (see
+# CLIENT_ADDRESS_HEADERS below for the rest of the family).
 FORWARDED_FOR = "x-forwarded-for"
 # Headers some frameworks read *instead of* the request target (IIS URL Rewrite, Symfony,
 # Zend): the sidecar checked the target it received, so a header that names another one goes
