@@ -73,3 +73,4 @@ gateway_timeout = _factory("temporarily_unavailable", 504)
 payload_too_large = _factory("invalid_request", 413)
 method_not_allowed = _factory("invalid_request", 405)
 request_timeout = _factory("invalid_request", 408)  # RFC 9110 §15.5.9: too slow to send it
+unsupported_media_type = _factory("invalid_request", 415)

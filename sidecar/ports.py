@@ -27,6 +27,12 @@ class StoreError(Exception):
     """The store could not answer (down, timed out, refused). Never a verdict on the request."""
 
 
+class StoreFullError(StoreError):
+    """The store is full and was told to refuse rather than forget (`store.memory_when_full =
+    "refuse"`). Never skipped, whatever `store.failure_mode` says: skipping would accept the
+    very replay that refusing is there to stop."""
+
+
 class ReplayStore(Protocol):
     async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
         """Record `value` as used; True the first time it is seen within the TTL.

@@ -13,6 +13,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -134,6 +135,15 @@ def _subset_of(*choices: str) -> Check:
     return check
 
 
+# RFC 9110 §5.6.2 token (without `*`), and an optional `*` that makes it a prefix.
+_HEADER_NAME = re.compile(r"[!#$%&'+.^_`|~0-9A-Za-z-]+\*?")
+
+
+def _header_names(values: tuple[str, ...]) -> str | None:
+    bad = [v for v in values if not _HEADER_NAME.fullmatch(v)]
+    return f"not header names (a trailing * makes a prefix): {bad!r}" if bad else None
+
+
 def _store_url(value: str) -> str | None:
     schemes = ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster")
     scheme = urlsplit(value).scheme
@@ -223,6 +233,9 @@ class TrustSettings:
     client_cert_format: str = key("nginx", _one_of(*CERT_FORMATS))
     # The chain, where the proxy sends it in a header of its own (RFC 9440 Client-Cert-Chain).
     client_cert_chain_header: str = key("")
+    # More headers to drop from untrusted peers, besides the known certificate headers
+    # (compared folded, `_` as `-`; a trailing `*` makes a prefix).
+    drop_headers: tuple[str, ...] = key([], _header_names)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,6 +245,9 @@ class StoreSettings:
     key_prefix: str = key("token-sidecar:")
     # At least the DPoP rate times the replay window (71 s by default); ~350 bytes an entry.
     memory_max_entries: int = key(250_000, _positive)
+    # A full memory store: evict the entry closest to expiry (its replay protection ends
+    # early), or refuse the request with 503 (no replay is ever accepted).
+    memory_when_full: str = key("evict", _one_of("evict", "refuse"))
     # Bounded waits: a Redis that hangs must not hang token requests.
     connect_timeout_seconds: float = key(0.05, _positive)
     command_timeout_seconds: float = key(0.05, _positive)

@@ -22,7 +22,8 @@ def open_store(settings: StoreSettings, clock: Clock) -> ReplayStore:
     """
     scheme = url_scheme(settings.url)
     if scheme == "memory":
-        return MemoryStore(settings.memory_max_entries, settings.key_prefix, clock)
+        return MemoryStore(settings.memory_max_entries, settings.key_prefix, clock,
+                           when_full=settings.memory_when_full)
     if scheme in REDIS_SCHEMES:
         return RedisStore.from_settings(settings)
     raise ValueError(f"store.url: unknown scheme {scheme!r} ({', '.join(SCHEMES)})")

@@ -20,39 +20,54 @@ is atomic within the event loop. The store is not thread-safe; use it from one e
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 
-from sidecar.ports import Clock, store_key
+from sidecar.ports import Clock, StoreFullError, store_key
+
+log = logging.getLogger("token_sidecar.store")
 
 # (expires_at, bound_to or None for a replay entry, seq). `seq` ties the entry to its heap slot.
 _Entry = tuple[float, str | None, int]
 
 _MIN_TTL_SECONDS = 0.001  # the same floor as Redis `PX 1`
+_EVICTION_LOG_INTERVAL_SECONDS = 60.0  # one warning a minute at most while evictions go on
+WHEN_FULL = ("evict", "refuse")
 
 
 class MemoryStore:
     """A bounded, TTL-expiring ReplayStore for one process.
 
-    When the store is full, a new entry first makes room by dropping expired entries; if none
-    has expired, the entry closest to expiry (the oldest on a tie) is **evicted**.
+    When the store is full, a new entry first makes room by dropping expired entries. If none
+    has expired, `when_full` decides:
 
-    Trade-off: evicting an unexpired replay entry forgets that a `jti` was used, so a replay of
-    that proof would be accepted for the rest of its TTL (and evicting a refresh-token binding
-    forgets the binding). The alternative, refusing new entries when full, would turn a flood of
-    unique values into an outage for every client. Evicting the entry closest to expiry keeps
-    the replay window that is reopened as short as possible, and prefers short-lived `jti`s
-    over long-lived bindings. Each eviction is counted in `evictions` so that a metric can
-    expose it: a non-zero rate means `memory_max_entries` is too small for the traffic (or the
-    store is being flooded) and replay protection is weakened. Use Redis for anything real.
+    - `"evict"` (default): the entry closest to expiry (the oldest on a tie) is dropped. That
+      forgets that a `jti` was used, so a replay of that proof would be accepted for the rest
+      of its TTL (and evicting a refresh-token binding forgets the binding). Evicting the
+      entry closest to expiry keeps the reopened replay window as short as possible and
+      prefers short-lived `jti`s over long-lived bindings. Each eviction is counted in
+      `evictions` (the metric `token_sidecar_store_evictions_total`) and logged, at most once
+      a minute while it goes on: replay protection is weakened, `memory_max_entries` is too
+      small for the traffic or the store is being flooded.
+    - `"refuse"`: the write raises `StoreFullError` (the request is answered 503): a flood of
+      unique values becomes an outage instead, but no replay is ever accepted.
+
+    Use Redis for anything real.
     """
 
-    def __init__(self, max_entries: int, prefix: str, clock: Clock) -> None:
+    def __init__(self, max_entries: int, prefix: str, clock: Clock,
+                 when_full: str = "evict") -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries!r}")
+        if when_full not in WHEN_FULL:
+            raise ValueError(f"when_full must be one of {WHEN_FULL}, got {when_full!r}")
         self.max_entries = max_entries
         self.prefix = prefix
         self.clock = clock
+        self.when_full = when_full
         self.evictions = 0  # unexpired entries dropped to make room (see the class docstring)
+        self._unlogged_evictions = 0
+        self._eviction_logged_at = -math.inf
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
@@ -102,9 +117,8 @@ class MemoryStore:
 
     def _put(self, key: str, expires_at: float, bound_to: str | None, now: float) -> None:
         self._drop_expired(now)
-        if key not in self._entries:
-            while len(self._entries) >= self.max_entries and self._evict_one():
-                pass
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            self._make_room(now)
         self._seq += 1
         self._entries[key] = (expires_at, bound_to, self._seq)
         heapq.heappush(self._heap, (expires_at, self._seq, key))
@@ -120,6 +134,22 @@ class MemoryStore:
             if entry is not None and entry[2] == seq:
                 del entries[key]
 
+    def _make_room(self, now: float) -> None:
+        if self.when_full == "refuse":
+            raise StoreFullError(f"memory store full ({self.max_entries} unexpired entries)")
+        while len(self._entries) >= self.max_entries and self._evict_one():
+            pass
+        self._log_evictions(now)
+
+    def _log_evictions(self, now: float) -> None:
+        if now - self._eviction_logged_at < _EVICTION_LOG_INTERVAL_SECONDS:
+            return
+        log.warning("memory store full: %d unexpired entries evicted (replay protection "
+                    "shortened for them); raise store.memory_max_entries, use Redis, or set "
+                    "store.memory_when_full = \"refuse\"", self._unlogged_evictions)
+        self._eviction_logged_at = now
+        self._unlogged_evictions = 0
+
     def _evict_one(self) -> bool:
         """Drop the live entry closest to expiry (nothing has expired: see `_drop_expired`)."""
         heap, entries = self._heap, self._entries
@@ -129,6 +159,7 @@ class MemoryStore:
             if entry is not None and entry[2] == seq:
                 del entries[key]
                 self.evictions += 1
+                self._unlogged_evictions += 1
                 return True
         return False  # unreachable while every live entry has a heap slot
 

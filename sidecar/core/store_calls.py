@@ -2,7 +2,8 @@
 
 closed (default): the request ends with `503 temporarily_unavailable` and `Retry-After`;
 nothing whose replay check did not complete is forwarded. open: the check is skipped, and
-the caller tells the upstream so (`X-Token-Replay-Check: skipped`).
+the caller tells the upstream so (`X-Token-Replay-Check: skipped`). A full store that refuses
+(`StoreFullError`) is `503` in both modes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Generic, TypeVar
 from sidecar import errors
 from sidecar.core.policy import Policy
 from sidecar.errors import OAuthError
-from sidecar.ports import StoreError
+from sidecar.ports import StoreError, StoreFullError
 
 T = TypeVar("T")
 
@@ -28,6 +29,10 @@ class StoreOutcome(Generic[T]):
 async def store_call(call: Awaitable[T], policy: Policy) -> StoreOutcome[T] | OAuthError:
     try:
         return StoreOutcome(await call)
+    except StoreFullError as exc:
+        return errors.temporarily_unavailable(
+            "store.full", "The replay cache is full; try again shortly.", detail=str(exc),
+        ).with_headers(("Retry-After", str(policy.retry_after_seconds)))
     except StoreError as exc:
         if policy.store_fails_open:
             return StoreOutcome(None, skipped=True)

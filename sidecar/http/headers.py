@@ -1,55 +1,153 @@
-"""Which headers cross the proxy, in each direction."""
+"""Which headers cross the proxy, in each direction.
+
+Header names are compared *folded*: lowercase, with `_` read as `-`. That is how the servers
+behind a proxy see them: CGI and WSGI turn both `X-Token-Subject` and `X_Token_Subject` into
+`HTTP_X_TOKEN_SUBJECT`, so a rule that only knew the dashed spelling would let the other one
+through to an upstream that reads it as the same header.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 # RFC 9110 §7.6.1: connection-specific headers are never forwarded. Host is set by the
 # client library for the hop to the upstream; Content-Length from the parsed request (the
 # buffered token body's own length, or the pass-through body's, see proxy._framed_body).
+# Expect too: the sidecar has answered `100 Continue` itself (aiohttp does when the handler
+# reads the body), so an upstream asked again, and not answering 100, would leave the
+# request waiting.
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect",
 })
 
+# The list of addresses a request came through; the sidecar appends its peer's (see
+# CLIENT_ADDRESS_HEADERS below for the rest of the family).
+FORWARDED_FOR = "x-forwarded-for"
+# Headers some frameworks read *instead of* the request target (IIS URL Rewrite, Symfony,
+# Zend): the sidecar checked the target it received, so a header that names another one goes
+# nowhere, whoever sent it.
+TARGET_OVERRIDES = frozenset({"x-original-url", "x-rewrite-url"})
 
-def _dropped(headers: CIMultiDictProxy[str], always: frozenset[str]) -> frozenset[str]:
-    """`always`, plus the headers a `Connection` header names (RFC 9110 §7.6.1)."""
+
+def fold(name: str) -> str:
+    """A header name as the upstream's framework may see it (see the module docstring)."""
+    return name.lower().replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderNames:
+    """A set of header names, folded: exact names, and prefixes that stand for a family."""
+
+    exact: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> HeaderNames:
+        """`names` as configured: a trailing `*` makes a name a prefix (`X-Client-Cert-*`)."""
+        folded = [fold(n.strip()) for n in names if n.strip()]
+        return cls(frozenset(n for n in folded if not n.endswith("*")),
+                   tuple(n[:-1] for n in folded if n.endswith("*")))
+
+    def __or__(self, other: HeaderNames) -> HeaderNames:
+        return HeaderNames(self.exact | other.exact, self.prefixes + other.prefixes)
+
+    def __contains__(self, folded: str) -> bool:
+        return folded in self.exact or folded.startswith(self.prefixes)
+
+
+# What proxies say about the client's connection: its address, and the scheme, host and port
+# it used (RFC 7239 Forwarded, the X-Forwarded-* family, CDN client-IP headers). From an
+# untrusted peer these are whatever the client chose, and are dropped; the sidecar then says
+# who its peer was in X-Forwarded-For, as a proxy does.
+CLIENT_ADDRESS_HEADERS = HeaderNames(
+    frozenset({"forwarded", "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip",
+               "x-cluster-client-ip", "fastly-client-ip", "x-original-forwarded-for",
+               "x-envoy-external-address"}),
+    ("x-forwarded-",))
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardRules:
+    """What `request_headers_for_upstream` drops, computed once at start-up."""
+
+    context_prefix: str  # folded: the namespace only the sidecar speaks in
+    always: HeaderNames  # dropped from everyone
+    untrusted: HeaderNames  # dropped from peers that are not trusted proxies
+    # Headers the sidecar reads by their dashed name only: another spelling (`Content_Type`,
+    # `OAuth_Client_Attestation`) is one the sidecar did not check but the upstream may read
+    # as the same header, so it is dropped.
+    read_by_name: frozenset[str]
+    # The headers the sidecar reads or writes: a client's `Connection` list cannot remove them,
+    # so what the upstream receives is what the sidecar decided on.
+    kept_despite_connection: frozenset[str]
+
+    @classmethod
+    def build(cls, context_prefix: str, untrusted: HeaderNames, *, reads: Iterable[str],
+              reads_any_spelling: Iterable[str], writes: Iterable[str]) -> ForwardRules:
+        read = frozenset(fold(n) for n in reads)
+        return cls(
+            context_prefix=fold(context_prefix),
+            always=HeaderNames(HOP_BY_HOP | TARGET_OVERRIDES | {fold(n) for n in writes}),
+            untrusted=untrusted | CLIENT_ADDRESS_HEADERS,
+            read_by_name=read,
+            kept_despite_connection=read | {fold(n) for n in reads_any_spelling}
+            | {FORWARDED_FOR})
+
+    def drops(self, name: str, folded: str, *, trusted: bool, hop: frozenset[str]) -> bool:
+        return (folded in self.always or folded in hop or folded.startswith(self.context_prefix)
+                or (not trusted and folded in self.untrusted)
+                or ("_" in name and folded in self.read_by_name))
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """The headers a `Connection` header names (RFC 9110 §7.6.1), folded."""
     if "Connection" not in headers:
-        return always
-    tokens = {t.strip().lower() for value in headers.getall("Connection")
-              for t in value.split(",") if t.strip()}
-    return always | tokens
-
-
-def dropped_from(names: tuple[str, ...]) -> frozenset[str]:
-    """What `request_headers_for_upstream` drops besides the context namespace: hop-by-hop
-    headers and `names`, lowercased once at start-up rather than on every request."""
-    return HOP_BY_HOP | {name.lower() for name in names}
+        return frozenset()
+    return frozenset(fold(t.strip()) for value in headers.getall("Connection")
+                     for t in value.split(",") if t.strip())
 
 
 def request_headers_for_upstream(
-    headers: CIMultiDictProxy[str], context_prefix: str, drop: frozenset[str] = HOP_BY_HOP
+    headers: CIMultiDictProxy[str], rules: ForwardRules, *, trusted: bool, peer: str | None,
 ) -> CIMultiDict[str]:
-    """The client's headers minus `drop` (see `dropped_from`), minus anything that could pose
-    as context: every inbound header that starts with the context prefix is dropped, whoever
-    sent it; only the sidecar speaks in that namespace (SPEC "Non-negotiables").
+    """The client's headers minus hop-by-hop ones, minus anything that could pose as context:
+    every inbound header in the context namespace, in any spelling, whoever sent it (SPEC
+    "Non-negotiables"); from untrusted peers also certificate and client-address headers.
+    `X-Forwarded-For` ends with `peer`, appended to a trusted proxy's list, alone otherwise.
     """
-    prefix = context_prefix.lower()
-    dropped = _dropped(headers, drop)
+    hop = _connection_tokens(headers) - rules.kept_despite_connection
     out: CIMultiDict[str] = CIMultiDict()
+    forwarded_for: list[str] = []
     for name, value in headers.items():
-        lowered = name.lower()
-        if lowered in dropped or lowered.startswith(prefix):
+        folded = fold(name)
+        if rules.drops(name, folded, trusted=trusted, hop=hop):
+            continue
+        if folded == FORWARDED_FOR:
+            forwarded_for.append(value.strip())
             continue
         out.add(name, value)
+    if peer:
+        forwarded_for.append(peer)
+    forwarded_for = [v for v in forwarded_for if v]
+    if forwarded_for:
+        out["X-Forwarded-For"] = ", ".join(forwarded_for)
     return out
 
 
+def values_of(headers: CIMultiDictProxy[str], name: str) -> list[str]:
+    """Every value of `name`, in any spelling that folds to it (see `fold`)."""
+    wanted = fold(name)
+    return [value for key, value in headers.items() if fold(key) == wanted]
+
+
 def response_headers_for_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    dropped = _dropped(headers, HOP_BY_HOP)
+    dropped = HOP_BY_HOP | _connection_tokens(headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
-        if name.lower() not in dropped:
+        if fold(name) not in dropped:
             out.add(name, value)
     return out

@@ -29,7 +29,12 @@ from sidecar.core.query import check_query
 from sidecar.core.store_calls import store_call
 from sidecar.errors import OAuthError
 from sidecar.http.metrics import Metrics
-from sidecar.http.parse import check_content_type, read_body
+from sidecar.http.parse import (
+    check_cert_headers,
+    check_content_encoding,
+    check_content_type,
+    read_body,
+)
 from sidecar.http.proxy import Outbound, UpstreamAnswer
 from sidecar.http.render import error_response
 from sidecar.http.runtime import STATE, Runtime
@@ -98,7 +103,8 @@ async def _read(request: web.Request, runtime: Runtime, outbound: Outbound) -> R
     query_error = check_query(outbound.target.query, runtime.token_query_allowed)
     if query_error is not None:
         return query_error
-    error = check_content_type(request)
+    error = check_cert_headers(request, runtime.read_policy) or check_content_type(request) \
+        or check_content_encoding(request)
     if error is not None:
         return error
     body = await read_body(request, runtime.read_policy.max_body_bytes)

@@ -2,9 +2,10 @@
 
 Label values are bounded: actions, grant types and result codes are closed sets the code
 defines, status classes are `2xx`..`5xx`. Client ids are a label only when
-`metrics.client_id_label` is on (an operator who knows the registry is small); otherwise no
-label takes a value the client chose. With `server.workers > 1` the workers write to
-`PROMETHEUS_MULTIPROC_DIR` and every scrape sums them (prometheus-client multiprocess mode).
+`metrics.client_id_label` is on (an operator who knows the registry is small), and then only
+ids of the client registry; any other id is `other`. No label takes a value the client chose.
+With `server.workers > 1` the workers write to `PROMETHEUS_MULTIPROC_DIR` and every scrape
+sums them (prometheus-client multiprocess mode).
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class Metrics:
             registry=r)
         self.store_errors = Counter("token_sidecar_store_errors", "Store operations that failed.",
                                     ["operation"], registry=r)
+        self.store_evictions = Counter(
+            "token_sidecar_store_evictions",
+            "Unexpired entries a full memory store dropped (their replay protection ended "
+            "early).", registry=r)
         self.store_duration = Histogram(
             "token_sidecar_store_operation_duration_seconds", "Store round trips.",
             ["operation"], buckets=_STORE_BUCKETS, registry=r)
@@ -135,11 +140,13 @@ class Metrics:
         return found
 
     def observe_request(self, *, action: str, grant_type: str, result_code: str,
-                        client_id: str, duration: float) -> None:
+                        client_id: str, client_registered: bool, duration: float) -> None:
+        """`client_registered`: `client_id` is in the client registry. Any other id came from
+        the request alone and is labelled `other`, so a client cannot mint series."""
         grant = grant_type if grant_type in _KNOWN_GRANTS else ("" if not grant_type else "other")
         labels = [action, grant, result_code]
         if self.client_id_label:
-            labels.append(client_id)
+            labels.append(client_id if client_registered else ("" if not client_id else "other"))
         self.child(self.requests, *labels).inc()
         self.child(self.request_duration, action).observe(duration)
 
@@ -164,9 +171,14 @@ class InstrumentedStore:
     def __init__(self, store: ReplayStore, metrics: Metrics) -> None:
         self.inner = store
         self._metrics = metrics
+        self._evictions_seen = self._evictions()
 
     async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
-        first = await self._timed("first_use", self.inner.first_use(kind, value, ttl_seconds))
+        try:
+            first = await self._timed("first_use",
+                                      self.inner.first_use(kind, value, ttl_seconds))
+        finally:
+            self._count_evictions()
         if not first:
             self._metrics.child(self._metrics.replays_rejected, kind).inc()
         return first
@@ -175,8 +187,21 @@ class InstrumentedStore:
         return await self._timed("get_binding", self.inner.get_binding(kind, value))
 
     async def set_binding(self, kind: str, value: str, bound_to: str, ttl_seconds: float) -> None:
-        await self._timed("set_binding",
-                          self.inner.set_binding(kind, value, bound_to, ttl_seconds))
+        try:
+            await self._timed("set_binding",
+                              self.inner.set_binding(kind, value, bound_to, ttl_seconds))
+        finally:
+            self._count_evictions()
+
+    def _evictions(self) -> int:
+        # Only the memory store counts evictions of its own (`MemoryStore.evictions`).
+        return int(getattr(self.inner, "evictions", 0))
+
+    def _count_evictions(self) -> None:
+        evictions = self._evictions()
+        if evictions > self._evictions_seen:
+            self._metrics.store_evictions.inc(evictions - self._evictions_seen)
+            self._evictions_seen = evictions
 
     async def delete_binding(self, kind: str, value: str) -> None:
         await self._timed("delete_binding", self.inner.delete_binding(kind, value))

@@ -12,6 +12,7 @@ from aiohttp import web
 from sidecar import errors
 from sidecar.core.form import parse_form
 from sidecar.errors import OAuthError
+from sidecar.http.headers import values_of
 from sidecar.model import TokenRequest
 from sidecar.settings import Settings
 
@@ -67,6 +68,44 @@ def check_content_type(request: web.Request) -> OAuthError | None:
     return None
 
 
+def check_content_encoding(request: web.Request) -> OAuthError | None:
+    # The sidecar checks the body exactly as the upstream receives it: a coded body would be
+    # checked in one form and acted on in another (RFC 9110 §8.4).
+    codings = [c.strip().lower() for value in request.headers.getall("Content-Encoding", ())
+               for c in value.split(",") if c.strip()]
+    if any(c != "identity" for c in codings):
+        # RFC 9110 §15.5.16: Accept-Encoding says which codings would have been accepted.
+        return errors.unsupported_media_type(
+            "request.content_encoding", "The body must not be content-coded (identity only).",
+        ).with_headers(("Accept-Encoding", "identity"))
+    return None
+
+
+def check_cert_headers(request: web.BaseRequest, policy: ReadPolicy) -> OAuthError | None:
+    """A trusted proxy sends the certificate header once. Two mean it appended to the
+    client's own (a victim's public certificate, say) instead of replacing it, and neither
+    can be believed."""
+    if not policy.cert_headers or not policy.is_trusted_peer(request.remote):
+        return None
+    if len(values_of(request.headers, policy.cert_headers[0])) > 1:
+        return errors.invalid_request("request.multiple_client_certificates",
+                                      "More than one client certificate header was sent.")
+    return None
+
+
+def _cert_headers(request: web.BaseRequest,
+                  policy: ReadPolicy) -> tuple[str | None, str | None]:
+    """The certificate header and the chain header, from a trusted proxy only, in whatever
+    spelling it used (see `headers.fold`). The chain may be a list split over several lines
+    (RFC 9440 §2.3), joined as RFC 9110 §5.3 says."""
+    if not policy.cert_headers or not policy.is_trusted_peer(request.remote):
+        return None, None
+    certs = values_of(request.headers, policy.cert_headers[0])
+    chains = values_of(request.headers, policy.cert_headers[1]) \
+        if len(policy.cert_headers) > 1 else []
+    return (certs[0] if certs else None), (", ".join(chains) if chains else None)
+
+
 async def read_body(request: web.Request, limit: int) -> bytes | OAuthError:
     """Read at most `limit` bytes; a longer body is refused before it is all read."""
     too_large = errors.payload_too_large(
@@ -87,7 +126,8 @@ async def read_body(request: web.Request, limit: int) -> bytes | OAuthError:
 
 
 async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenRequest | OAuthError:
-    error = check_content_type(request)
+    error = check_cert_headers(request, policy) or check_content_type(request) \
+        or check_content_encoding(request)
     if error is not None:
         return error
     body = await read_body(request, policy.max_body_bytes)
@@ -97,11 +137,7 @@ async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenR
     if isinstance(params, OAuthError):
         return params
     headers = request.headers
-    cert_header = chain_header = None
-    if policy.cert_headers and policy.is_trusted_peer(request.remote):
-        cert_header = headers.get(policy.cert_headers[0])
-        if len(policy.cert_headers) > 1:
-            chain_header = headers.get(policy.cert_headers[1])
+    cert_header, chain_header = _cert_headers(request, policy)
     authorizations = headers.getall("Authorization", ())
     if len(authorizations) > 1:
         return errors.invalid_request("request.multiple_authorization",

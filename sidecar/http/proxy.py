@@ -17,6 +17,7 @@ from yarl import URL
 
 from sidecar import errors
 from sidecar.errors import OAuthError
+from sidecar.http import wire
 from sidecar.http.headers import response_headers_for_client
 from sidecar.http.target import Target
 from sidecar.settings import UpstreamSettings
@@ -45,6 +46,7 @@ class UpstreamAnswer:
 
 
 def open_session(settings: UpstreamSettings) -> aiohttp.ClientSession:
+    wire.install()  # header values go upstream as the client sent them (obs-text included)
     connector = aiohttp.TCPConnector(
         limit=settings.pool_size,
         keepalive_timeout=settings.keepalive_seconds,

@@ -19,7 +19,7 @@ from sidecar.core.policy import Policy, resolve
 from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import Env
 from sidecar.http.admission import Admission
-from sidecar.http.headers import dropped_from
+from sidecar.http.headers import ForwardRules, HeaderNames
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session
@@ -36,13 +36,23 @@ from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import ClientsSettings, ConfigError, Settings
 
 CONTEXT_PREFIX = "X-Token-"
-# The certificate headers front proxies write. From an untrusted peer they are dropped, the
-# configured one or not: the upstream may read one of them itself.
-KNOWN_CERT_HEADERS = (
-    "X-SSL-Client-Cert", "SSL-Client-Cert", "X-Client-Cert", "X-Forwarded-Client-Cert",
-    "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
-    "X-Amzn-Mtls-Clientcert", "X-Amzn-Mtls-Clientcert-Leaf", "Client-Cert", "Client-Cert-Chain",
-)
+# The certificate, verification and subject headers front proxies write. From an untrusted
+# peer they are dropped, the configured one or not: the upstream may read one of them itself
+# (Keycloak looks for SSL_CLIENT_CERT by default). Compared folded (`_` as `-`, any case);
+# a trailing `*` stands for a family of names. `trust.drop_headers` adds to the list.
+KNOWN_CERT_HEADERS = HeaderNames.of((
+    # nginx and HAProxy conventions: $ssl_client_cert, _verify, _s_dn, _i_dn, _serial, ...
+    "X-SSL", "X-SSL-*", "X-Client-Cert*", "X-Client-Verify", "X-Client-DN", "X-Client-S-DN",
+    "X-Client-I-DN",
+    # Apache mod_ssl exported as headers: SSL_CLIENT_CERT, SSL_CLIENT_CERT_CHAIN_0, ...
+    "SSL-Client-*",
+    # IIS / Application Request Routing, ASP.NET Core's IIS integration, Azure
+    "X-ARR-ClientCert", "X-ARR-SSL", "MS-ASPNETCORE-CLIENTCERT",
+    # Envoy, Traefik, AWS ALB (-Leaf, -Subject, -Issuer, -Serial-Number, -Validity)
+    "X-Forwarded-Client-Cert", "X-Forwarded-Tls-Client-Cert*", "X-Amzn-Mtls-Clientcert*",
+    # RFC 9440 (Cloudflare, Google Cloud): Client-Cert, Client-Cert-Chain; Cloudflare's own
+    "Client-Cert*", "Cf-Client-Cert*",
+))
 log = logging.getLogger("token_sidecar.runtime")
 
 
@@ -55,10 +65,7 @@ class Runtime:
     read_policy: ReadPolicy
     env: Env
     upstream: Upstream
-    # Dropped on the way upstream (lowercase): hop-by-hop headers always, and for untrusted
-    # peers the certificate headers too.
-    dropped_from_trusted: frozenset[str]
-    dropped_from_untrusted: frozenset[str]
+    forward_rules: ForwardRules  # which of the client's headers go upstream
     guarded: GuardedPaths  # the paths validated rather than passed through
     token_query_allowed: frozenset[str]
 
@@ -225,17 +232,13 @@ def _file_identity(path: Path) -> tuple[int, int, int] | None:
 
 def build_runtime(settings: Settings, policy: Policy, resources: Resources,
                   clock: Clock) -> Runtime:
-    trust = settings.trust
     return Runtime(
         settings=settings,
         read_policy=ReadPolicy.from_settings(settings),
         env=Env(policy, resources.store, clock, resources.clients.jwks,
                 resources.clients.secrets),
         upstream=Upstream(resources.session, settings.upstream),
-        dropped_from_trusted=dropped_from(()),
-        dropped_from_untrusted=dropped_from(tuple(
-            h for h in (trust.client_cert_header, trust.client_cert_chain_header,
-                        *KNOWN_CERT_HEADERS) if h)),
+        forward_rules=forward_rules(settings),
         guarded=guarded_paths(settings, policy),
         token_query_allowed=frozenset(settings.server.token_query_allowed),
     )
@@ -251,6 +254,22 @@ def guarded_paths(settings: Settings, policy: Policy) -> GuardedPaths:
         paths.append(GuardedPath(ATTESTATION_CHALLENGE, attestation.challenge_path))
     exact = settings.server.token_path_match == "exact"  # noqa: S105 - a mode
     return GuardedPaths(paths, exact=exact)
+
+
+# The request headers the sidecar reads by name (the certificate headers it reads in any
+# spelling), and those it writes itself on the way upstream (see `headers.ForwardRules`).
+SIDECAR_READS = ("Authorization", "DPoP", "OAuth-Client-Attestation",
+                 "OAuth-Client-Attestation-PoP", "Content-Type", "Content-Encoding")
+SIDECAR_WRITES = ("X-Request-Id",)
+
+
+def forward_rules(settings: Settings) -> ForwardRules:
+    trust = settings.trust
+    configured = tuple(h for h in (trust.client_cert_header, trust.client_cert_chain_header) if h)
+    untrusted = KNOWN_CERT_HEADERS | HeaderNames.of(configured) \
+        | HeaderNames.of(trust.drop_headers)
+    return ForwardRules.build(CONTEXT_PREFIX, untrusted, reads=SIDECAR_READS,
+                              reads_any_spelling=configured, writes=SIDECAR_WRITES)
 
 
 STATE = web.AppKey("state", SidecarState)

@@ -1,5 +1,5 @@
-"""Running the application: an AppRunner whose connections are guarded and whose
-protocol-level errors are OAuth JSON too.
+"""Running the application: an AppRunner whose connections are guarded, whose protocol-level
+errors are OAuth JSON too, and which reads request bodies and header bytes as they arrived.
 
 Requests that aiohttp's HTTP parser refuses (a header line that does not parse, a duplicated
 Content-Type, an unknown method token, ...) never reach a handler: aiohttp answers them
@@ -28,6 +28,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from sidecar import errors
 from sidecar.errors import OAuthError
+from sidecar.http import wire
 from sidecar.http.connections import (
     MAX_CONNECTIONS_REFUSED,
     ConnectionLimits,
@@ -174,6 +175,11 @@ class SidecarRunner(web.AppRunner):
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         kwargs.setdefault("access_log", None)
         kwargs.setdefault("keepalive_timeout", _AIOHTTP_KEEPALIVE_BACKSTOP)
+        # Request bodies are read as they arrived: a token request's coding is refused
+        # (parse.check_content_encoding), any other body passes through byte for byte with
+        # its Content-Encoding, instead of being inflated and forwarded still labelled gzip.
+        kwargs.setdefault("auto_decompress", False)
+        wire.install()
         super().__init__(app, **kwargs)
 
     async def _make_server(self) -> web.Server:

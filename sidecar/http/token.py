@@ -22,13 +22,14 @@ from sidecar.core.decide import decide
 from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
 from sidecar.core.query import check_query
+from sidecar.core.registry import Registry
 from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.introspection import introspect, revoke
 from sidecar.http.metadata import metadata
 from sidecar.http.metrics import Metrics
-from sidecar.http.parse import read_token_request
+from sidecar.http.parse import check_cert_headers, read_token_request
 from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
@@ -147,7 +148,7 @@ async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
                   decider: Decider) -> web.StreamResponse:
     metrics = state.metrics
     record = _Record(request_id_of(request), time.perf_counter(), metrics,
-                     bool(request.headers.get("DPoP")))
+                     bool(request.headers.get("DPoP")), runtime.env.policy.registry)
     if (shed := await state.admission.enter()) is not None:  # sidecar/http/admission.py
         response = error_response(shed, record.request_id)
         record.done(_refuse(shed), response)
@@ -252,9 +253,8 @@ def _expose_to_browsers(headers: CIMultiDict[str]) -> None:
 def _upstream_headers(request: web.BaseRequest, runtime: Runtime,
                       request_id: str) -> CIMultiDict[str]:
     trusted = runtime.read_policy.is_trusted_peer(request.remote)
-    headers = request_headers_for_upstream(
-        request.headers, CONTEXT_PREFIX,
-        runtime.dropped_from_trusted if trusted else runtime.dropped_from_untrusted)
+    headers = request_headers_for_upstream(request.headers, runtime.forward_rules,
+                                           trusted=trusted, peer=request.remote)
     if runtime.settings.upstream.preserve_host and request.host:
         headers["Host"] = request.host
     headers["X-Request-Id"] = request_id
@@ -263,6 +263,9 @@ def _upstream_headers(request: web.BaseRequest, runtime: Runtime,
 
 async def passthrough(request: web.Request, runtime: Runtime) -> web.StreamResponse:
     request_id = request_id_of(request)
+    refused = check_cert_headers(request, runtime.read_policy)
+    if refused is not None:
+        return error_response(refused, request_id)
     headers = _upstream_headers(request, runtime, request_id)
     try:
         return await runtime.upstream.stream(request, request[TARGET], headers)
@@ -278,6 +281,7 @@ class _Record:
     started: float
     metrics: Metrics
     had_dpop: bool
+    registry: Registry | None  # which client ids may become metric labels
 
     def done(self, decision: Decision, response: web.StreamResponse, *,
              failure: OAuthError | None = None, upstream_status: int | None = None,
@@ -310,6 +314,8 @@ class _Record:
         summary = decision.summary
         metrics.observe_request(action=action, grant_type=summary.grant_type,
                                 result_code=result_code, client_id=summary.client_id,
+                                client_registered=self.registry is not None
+                                and summary.client_id in self.registry,
                                 duration=duration)
         if self.had_dpop:
             accepted = isinstance(decision, Forward) and decision.dpop_jkt is not None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import tracemalloc
 
 import pytest
 
 from sidecar.adapters import MemoryStore, open_store
-from sidecar.ports import ReplayStore
+from sidecar.ports import ReplayStore, StoreFullError
 from sidecar.settings import StoreSettings
 from tests.support.fakes import FakeClock
 
@@ -142,6 +143,39 @@ async def test_eviction_picks_the_entry_closest_to_expiry(clock: FakeClock) -> N
     assert await store.first_use("dpop_jti", "c", 60) is False
     assert await store.first_use("dpop_jti", "a", 60) is True  # forgotten: a replay gets in
     assert store.evictions == 2
+
+
+async def test_evictions_are_logged_at_most_once_a_minute(
+        clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore(max_entries=1, prefix="t:", clock=clock)
+    caplog.set_level(logging.WARNING, "token_sidecar.store")
+    for i in range(100):  # 99 evictions within 50 s: one line
+        await store.first_use("dpop_jti", f"a-{i}", 600)
+        clock.advance(0.5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "memory store full: 1 unexpired entries evicted (replay protection shortened for them);"
+        " raise store.memory_max_entries, use Redis, or set store.memory_when_full = "
+        '"refuse"']
+    clock.advance(11)
+    await store.first_use("dpop_jti", "b", 600)  # a minute after the first line: the rest
+    assert len(caplog.records) == 2
+    assert caplog.records[1].getMessage().startswith("memory store full: 99 unexpired")
+
+
+async def test_a_store_that_refuses_forgets_nothing(clock: FakeClock) -> None:
+    store = MemoryStore(max_entries=2, prefix="t:", clock=clock, when_full="refuse")
+    await store.first_use("dpop_jti", "a", 60)
+    await store.set_binding("refresh", "rt", "jkt", 3600)
+    with pytest.raises(StoreFullError):
+        await store.first_use("dpop_jti", "b", 60)
+    with pytest.raises(StoreFullError):
+        await store.set_binding("refresh", "rt-2", "jkt", 3600)
+    assert await store.first_use("dpop_jti", "a", 60) is False
+    assert await store.get_binding("refresh", "rt") == "jkt"
+    await store.set_binding("refresh", "rt", "jkt-2", 3600)  # an overwrite needs no room
+    assert store.evictions == 0
+    clock.advance(61)  # "a" expired: its room is free again
+    assert await store.first_use("dpop_jti", "b", 60) is True
 
 
 async def test_memory_stays_bounded(clock: FakeClock) -> None:

@@ -137,7 +137,8 @@ async def test_an_mtls_clients_certificate_reaches_the_upstream_through_nginx(
     assert ssl.PEM_cert_to_DER_cert(forwarded_pem) == ssl.PEM_cert_to_DER_cert(pki.client_pem())
     assert received.context["X-Token-Client-Auth-Method"] == "tls_client_auth"
     # nginx is the edge: the client's address and scheme, as the shipped config sets them.
-    assert received.headers["X-Forwarded-For"] == "127.0.0.1"
+    # The client (as nginx set it), then nginx, the peer the sidecar saw.
+    assert received.headers["X-Forwarded-For"] == f"127.0.0.1, {NGINX_SOURCE}"
     assert received.headers["X-Forwarded-Proto"] == "https"
 
 

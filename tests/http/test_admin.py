@@ -137,15 +137,6 @@ async def test_request_metrics(client: aiohttp.ClientSession, pair_factory) -> N
     assert not any("magic" in str(labels) for _, labels in found)
 
 
-async def test_client_id_label_when_switched_on(client: aiohttp.ClientSession,
-                                                pair_factory) -> None:  # type: ignore[no-untyped-def]
-    pair = await pair_factory(metrics={"client_id_label": True})
-    async with client.post(pair.token_url, data=CC, headers=FORM):
-        pass
-    found = await scrape(client, pair)
-    assert any(dict(labels).get("client_id") == "app" for _, labels in found)
-
-
 async def test_store_errors_are_counted(client: aiohttp.ClientSession, pair_factory,  # type: ignore[no-untyped-def]
                                         redis_server: RedisServer) -> None:
     store = RedisStore.from_url(redis_server.url, "errors:")
@@ -212,3 +203,69 @@ async def test_grant_level_refusals_carry_the_grant_type_presented(
                if name == "token_sidecar_requests_total"}
     known = grant_type in ("authorization_code", "client_credentials")
     assert counted == {grant_type if known else "other"}
+async def test_client_id_label_takes_only_registered_ids(client: aiohttp.ClientSession,
+                                                         pair_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    registry = tmp_path / "clients.toml"
+    registry.write_text('[[clients]]\nclient_id = "app"\ntoken_endpoint_auth_method = "none"\n'
+                        'grant_types = ["authorization_code"]\n')
+    pair = await pair_factory(metrics={"client_id_label": True},
+                              clients={"registry_file": str(registry)})
+    for client_id in ("app", "attacker-chosen-1", "attacker-chosen-2"):
+        async with client.post(pair.token_url, headers=FORM,
+                               data=f"grant_type=client_credentials&client_id={client_id}"):
+            pass
+    found = await scrape(client, pair)
+    labels = {dict(labels).get("client_id") for name, labels in found
+              if name == "token_sidecar_requests_total"}
+    assert labels == {"app", "other"}
+
+
+async def dpop_statuses(client: aiohttp.ClientSession, pair: Pair,
+                        proofs: list[str]) -> list[int]:
+    statuses = []
+    for proof in proofs:
+        async with client.post(pair.token_url, data=CC,
+                               headers={**FORM, "DPoP": proof}) as response:
+            statuses.append(response.status)
+    return statuses
+
+
+async def test_a_full_memory_store_that_evicts_is_counted(client: aiohttp.ClientSession,
+                                                         pair_factory) -> None:  # type: ignore[no-untyped-def]
+    pair = await pair_factory(store={"memory_max_entries": 2})
+    key = DpopKey()
+    first, *others = [key.proof(TOKEN_URL_PUBLIC) for _ in range(3)]
+    # The later proofs evict the first; a replay of the first then gets in (the trade-off
+    # `memory_when_full = "evict"` makes, which the counter exposes).
+    assert await dpop_statuses(client, pair, [first, *others, first]) == [200, 200, 200, 200]
+    found = await scrape(client, pair)
+    assert found[("token_sidecar_store_evictions_total", ())] >= 2
+
+
+@pytest.mark.parametrize("failure_mode", ["closed", "open"])
+async def test_a_full_memory_store_that_refuses_never_accepts_a_replay(
+        client: aiohttp.ClientSession, pair_factory, upstream: RecordingUpstream,  # type: ignore[no-untyped-def]
+        failure_mode: str) -> None:
+    pair = await pair_factory(store={"memory_max_entries": 2, "memory_when_full": "refuse",
+                                     "failure_mode": failure_mode})
+    key = DpopKey()
+    first, *others = [key.proof(TOKEN_URL_PUBLIC) for _ in range(3)]
+    statuses = await dpop_statuses(client, pair, [first, *others])
+    assert statuses[0] == 200
+    assert statuses[-1] == 503  # full (each request keeps one entry or more)
+    forwarded = len(upstream.received)
+    async with client.post(pair.token_url, data=CC,
+                           headers={**FORM, "DPoP": others[-1]}) as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert (await response.json())["error"] == "temporarily_unavailable"
+    async with client.post(pair.token_url, data=CC,
+                           headers={**FORM, "DPoP": first}) as response:
+        assert response.status == 400
+        assert (await response.json())["error"] == "invalid_dpop_proof"
+    assert len(upstream.received) == forwarded
+    found = await scrape(client, pair)
+    assert found[("token_sidecar_requests_total", (("action", "INTERNAL_SERVER_ERROR"),
+                                                    ("grant_type", "client_credentials"),
+                                                    ("result_code", "store.full")))] >= 2
+    assert found.get(("token_sidecar_store_evictions_total", ()), 0) == 0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import json
 from urllib.parse import quote, unquote
 
 import aiohttp
@@ -15,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import SidecarFactory
+from tests.support.servers import raw_request
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 BODY = "grant_type=client_credentials&client_id=mtls-client"
@@ -106,14 +105,9 @@ async def test_unparseable_header_from_a_trusted_proxy_is_invalid_request(
 async def test_protocol_level_errors_are_oauth_json(sidecar_factory: SidecarFactory) -> None:
     """Requests aiohttp's parser refuses get the same JSON error (pins http/server.py)."""
     sidecar = await sidecar_factory()
-    host, port = sidecar.url.removeprefix("http://").split(":")
     raw = (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: a\r\nContent-Type: b\r\n"
            b"Content-Length: 0\r\n\r\n")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(raw)
-    answer = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.split(b" ")[1] == b"400"
-    assert b"Content-Type: application/json" in head
-    assert json.loads(body)["error"] == "invalid_request"
+    answer = await raw_request(sidecar.url, raw)
+    assert answer.status == 400
+    assert b"Content-Type: application/json" in answer.head
+    assert answer.json()["error"] == "invalid_request"

@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from sidecar.http.server import SidecarRunner
 from tests.support.redis_server import free_port
 
-__all__ = ["RecordingUpstream", "free_port", "start_app"]
+__all__ = ["RawAnswer", "RecordingUpstream", "free_port", "raw_request", "start_app"]
 
 
 @dataclass
@@ -48,16 +48,22 @@ class RecordingUpstream:
         "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600})
     token_headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    # False: never answer `Expect: 100-continue` with 100 (as many servers do not).
+    sends_continue: bool = True
     streamed_bytes: int = 0
     url: str = ""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024**3)
-        app.router.add_post("/token", self._token)
+        app.router.add_post("/token", self._token, expect_handler=self._expect)
         app.router.add_put("/upload", self._upload)
         app.router.add_get("/download/{size}", self._download)
-        app.router.add_route("*", "/{tail:.*}", self._echo)
+        app.router.add_route("*", "/{tail:.*}", self._echo, expect_handler=self._expect)
         return app
+
+    async def _expect(self, request: web.Request) -> None:
+        if self.sends_continue and request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     async def _record(self, request: web.Request) -> Received:
         body = await request.read()
@@ -103,6 +109,31 @@ class RecordingUpstream:
     @property
     def last(self) -> Received:
         return self.received[-1]
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    head: bytes  # the status line and the header lines, as they came
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def raw_request(url: str, data: bytes, timeout: float = 10) -> RawAnswer:
+    """Send `data` as it is over one connection and read until the server closes it: for
+    what a client library would normalise away (underscores, obs-text, duplicate headers).
+    `data` should ask for `Connection: close`."""
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(data)
+        answer = await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return RawAnswer(int(head.split(b" ", 2)[1]), head, body)
 
 
 async def start_app(app: web.Application, host: str = "127.0.0.1",
