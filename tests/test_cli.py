@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import shlex
 import signal
 import socket
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 
 import aiohttp
+
+from sidecar import __version__
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "sidecar.example.toml"
 COMMAND = [sys.executable, "-m", "sidecar.cli"]
@@ -44,6 +47,49 @@ def test_check_config_missing_file(tmp_path: Path) -> None:
     result = run("check-config", "--config", str(tmp_path / "none.toml"))
     assert result.returncode == 2
     assert "cannot read" in result.stderr
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"token-sidecar {__version__}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", __version__)
+
+
+def test_check_config_checks_a_registry_on_its_own() -> None:
+    result = run("check-config", "--registry", str(EXAMPLE.parent / "clients.example.toml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(
+        "client registry is valid: 2 clients (none: 1, private_key_jwt: 1)")
+
+
+def test_check_config_names_every_problem_of_a_registry(tmp_path: Path) -> None:
+    registry = tmp_path / "clients.toml"
+    registry.write_text('[[clients]]\nclient_id = "a"\ntoken_endpoint_auth_method = "magic"\n'
+                        '[[clients]]\nclient_id = "b"\n'
+                        'token_endpoint_auth_method = "client_secret_basic"\n'
+                        'client_secret_file = "missing.secret"\n')
+    result = run("check-config", "--registry", str(registry))
+    assert result.returncode == 2
+    assert f"{registry}: 2 configuration problem(s)" in result.stderr
+    assert "clients[0].token_endpoint_auth_method: unknown method 'magic'" in result.stderr
+    assert "clients[1].client_secret_file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_checks_a_config_and_a_registry_together(tmp_path: Path) -> None:
+    broken = tmp_path / "clients.toml"
+    broken.write_text("[[clients]]\n")
+    result = run("check-config", "--config", str(EXAMPLE), "--registry", str(broken))
+    assert result.returncode == 2
+    assert "configuration is valid" in result.stdout
+    assert "clients[0].client_id: required" in result.stderr
+
+
+def test_check_config_needs_something_to_check() -> None:
+    result = run("check-config")
+    assert result.returncode == 2
+    assert "--config FILE, --registry FILE" in result.stderr
 
 
 def _free_port() -> int:
