@@ -13,7 +13,7 @@ from sidecar import __version__
 from sidecar.adapters import check_store
 from sidecar.core.policy import Policy
 from sidecar.core.registry import Registry, load_registry
-from sidecar.demo import demo_settings, run_demo
+from sidecar.demo import DemoPorts, demo_settings, run_demo
 from sidecar.logs import configure_logging
 from sidecar.serve import run
 from sidecar.settings import ConfigError, Settings, load_settings
@@ -36,9 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8080, help="sidecar port (default 8080)")
     demo.add_argument("--upstream-port", type=int, default=9000,
                       help="example upstream port (default 9000)")
+    demo.add_argument("--admin-port", type=int, default=9090,
+                      help="admin port: /metrics /livez /readyz (default 9090)")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _demo(args.port, args.upstream_port)
+        return _demo(DemoPorts(args.port, args.upstream_port, args.admin_port))
     if args.command == "check-config":
         if args.config is None and args.registry is None:
             check.error("give --config FILE, --registry FILE, or both")
@@ -103,20 +105,21 @@ def _serve(settings: Settings, config_path: str) -> int:
         return 1
 
 
-def _demo(port: int, upstream_port: int) -> int:
+def _demo(ports: DemoPorts) -> int:
     try:
-        settings = demo_settings(port, upstream_port, os.environ)
+        settings = demo_settings(ports, os.environ)
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.logging.level, "human")
     try:
-        asyncio.run(run_demo(settings, upstream_port))
-    except KeyboardInterrupt:
+        asyncio.run(run_demo(settings, ports))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers are installed
         pass
     except OSError as exc:
-        print(f"token-sidecar demo: {exc.strerror} (is port {port} or {upstream_port} in use? "
-              "try --port / --upstream-port)", file=sys.stderr)
+        print(f"token-sidecar demo: {exc.strerror} (is port {ports.sidecar}, {ports.upstream} "
+              f"or {ports.admin} in use? try --port / --upstream-port / --admin-port)",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -38,9 +39,10 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 async def serve(settings: Settings, config_path: str | None = None,
-                supervisor_pid: int | None = None) -> None:
+                supervisor_pid: int | None = None,
+                started: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM or SIGINT (or, for a worker, until its supervisor is gone),
-    then drain."""
+    then drain. `started` is called once both listeners accept connections."""
     app = build_app(settings)
     reuse_port = settings.server.workers > 1 or None
     token_runner = SidecarRunner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
@@ -53,6 +55,8 @@ async def serve(settings: Settings, config_path: str | None = None,
         admin_host, admin_port = split_listen(settings.server.admin_listen)
         await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
         log.info("serving on %s (admin %s)", settings.server.listen, settings.server.admin_listen)
+        if started is not None:
+            started()
         await _until_stopped(app, config_path, supervisor_pid)
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
