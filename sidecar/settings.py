@@ -1,7 +1,7 @@
 """Typed configuration: TOML file, environment overrides, validation that names the key.
 
 Each `[section]` of the file is a frozen dataclass below; the field names are the config keys
-that users and integrations rely on (SPEC.md "Config"). Every scalar or list key can be
+that users and integrations rely on (README "Configuration"). Every scalar or list key can be
 overridden by `TOKEN_SIDECAR_<SECTION>_<KEY>` (lists as a JSON array or comma-separated).
 Validation collects every problem, each prefixed with its dotted key, instead of stopping at
 the first, so `check-config` can print them all.

@@ -32,7 +32,7 @@ def request_headers_for_upstream(
 ) -> CIMultiDict[str]:
     """The client's headers minus `drop` (see `dropped_from`), minus anything that could pose
     as context: every inbound header that starts with the context prefix is dropped, whoever
-    sent it; only the sidecar speaks in that namespace (SPEC "Non-negotiables").
+    sent it; only the sidecar speaks in that namespace (README "Context headers sent upstream").
     """
     prefix = context_prefix.lower()
     dropped = _dropped(headers, drop)
