@@ -19,6 +19,10 @@ from sidecar.http.runtime import CONTEXT_PREFIX
 from sidecar.serve import serve
 from sidecar.settings import Settings, settings_from_mapping
 
+# The registry shipped in the package (package data): one client, whose secret is public.
+DEMO_REGISTRY = Path(__file__).parent / "demo_registry" / "clients.toml"
+DEMO_CLIENT, DEMO_SECRET = "demo-client", "demo-secret"
+
 
 def example_upstream() -> web.Application:
     app = web.Application()
@@ -45,10 +49,6 @@ async def _issue_token(request: web.Request) -> web.Response:
 
 async def _hello(request: web.Request) -> web.Response:
     return web.Response(text="Hello from the example upstream: non-token paths pass through.\n")
-
-
-DEMO_REGISTRY = Path(__file__).parent / "demo_registry" / "clients.toml"
-DEMO_CLIENT, DEMO_SECRET = "demo-client", "demo-secret"
 
 
 @dataclass(frozen=True, slots=True)
