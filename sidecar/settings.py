@@ -14,6 +14,7 @@ import difflib
 import ipaddress
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -402,13 +403,21 @@ def env_name(dotted: str) -> str:
     return f"{ENV_PREFIX}{dotted}".upper().replace(".", "_")
 
 
+# What Kubernetes injects for a Service named `token-sidecar` or `token-sidecar-<x>` in the
+# namespace (enableServiceLinks, on by default): TOKEN_SIDECAR_SERVICE_HOST,
+# TOKEN_SIDECAR_REDIS_PORT_6379_TCP_ADDR, ... These are not misspelt keys.
+_SERVICE_LINK = re.compile(
+    r"_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$")
+
+
 def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A misspelt variable is refused like an unknown TOML key: silently ignoring it would
     leave the setting it was meant to change at its default."""
     known = env_variables()
     problems = []
     for name in sorted(environ):
-        if name.startswith(ENV_PREFIX) and name not in known:
+        if name.startswith(ENV_PREFIX) and name not in known \
+                and not _SERVICE_LINK.search(name):
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             hint = (f"did you mean {close[0]} ({known[close[0]]})?" if close
                     else f"variables are {ENV_PREFIX}<SECTION>_<KEY>")

@@ -105,6 +105,24 @@ def test_an_unknown_environment_variable_with_no_close_key_is_refused_too() -> N
     assert problem.startswith("TOKEN_SIDECAR_COLOUR: unknown environment variable")
 
 
+def test_kubernetes_service_links_are_not_taken_for_misspelt_keys() -> None:
+    # What a Service named token-sidecar (or token-sidecar-redis) puts in every pod's
+    # environment when enableServiceLinks is on, as it is by default.
+    links = {"TOKEN_SIDECAR_SERVICE_HOST": "10.0.0.7", "TOKEN_SIDECAR_SERVICE_PORT": "8080",
+             "TOKEN_SIDECAR_SERVICE_PORT_HTTP": "8080",
+             "TOKEN_SIDECAR_PORT": "tcp://10.0.0.7:8080",
+             "TOKEN_SIDECAR_PORT_8080_TCP": "tcp://10.0.0.7:8080",
+             "TOKEN_SIDECAR_PORT_8080_TCP_PROTO": "tcp",
+             "TOKEN_SIDECAR_PORT_8080_TCP_PORT": "8080",
+             "TOKEN_SIDECAR_PORT_8080_TCP_ADDR": "10.0.0.7",
+             "TOKEN_SIDECAR_REDIS_SERVICE_HOST": "10.0.0.8",
+             "TOKEN_SIDECAR_REDIS_PORT_6379_TCP_ADDR": "10.0.0.8"}
+    settings = settings_from_mapping(MINIMAL, links)
+    assert settings.upstream.url == "http://127.0.0.1:9000"
+    with pytest.raises(ConfigError, match="TOKEN_SIDECAR_UPSTREAM_PRESERVE_HOTS"):
+        settings_from_mapping(MINIMAL, {**links, "TOKEN_SIDECAR_UPSTREAM_PRESERVE_HOTS": "1"})
+
+
 def test_nested_keys_have_their_variables() -> None:
     settings = settings_from_mapping(
         MINIMAL, {"TOKEN_SIDECAR_GRANTS_JWT_BEARER_LEEWAY_SECONDS": "5"})
