@@ -341,7 +341,10 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     settings = settings_from_mapping(raw, os.environ if environ is None else environ, problems)
     if path is None:
         return settings
-    return resolve_paths(settings, Path(path).resolve().parent)
+    # The directory the file is named in, symlinks not followed: a Kubernetes ConfigMap
+    # volume links sidecar.toml to ..data/sidecar.toml, and ..data to a timestamped directory
+    # that the next update deletes; paths must stay relative to the name the user gave.
+    return resolve_paths(settings, Path(os.path.abspath(path)).parent)
 
 
 def resolve_paths(settings: Settings, base_dir: Path) -> Settings:

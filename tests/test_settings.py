@@ -171,3 +171,20 @@ def test_the_store_password_file_is_read_relative_to_the_config_file(
     environ = {"TOKEN_SIDECAR_STORE_PASSWORD_FILE": "redis-password"}
     settings = load_settings(config, environ=environ)
     RedisStore.check_settings(settings.store)  # raises ValueError when the file is not found
+
+
+def test_relative_paths_follow_the_config_files_name_not_its_symlinks(tmp_path: Path) -> None:
+    # The layout of a Kubernetes ConfigMap volume: every file is a link through ..data to a
+    # timestamped directory, which the kubelet replaces (and deletes) on every update.
+    mount = tmp_path / "etc" / "token-sidecar"
+    version = mount / "..2026_12_03_08_00_00.000000001"
+    version.mkdir(parents=True)
+    (mount / "..data").symlink_to(version.name)
+    for name in ("sidecar.toml", "clients.toml"):
+        (mount / name).symlink_to(f"..data/{name}")
+    (version / "clients.toml").write_text("")
+    (version / "sidecar.toml").write_text(
+        '[server]\npublic_token_endpoint = "https://as.example.com/token"\n'
+        '[upstream]\nurl = "http://127.0.0.1:9000"\n[clients]\nregistry_file = "clients.toml"\n')
+    settings = load_settings(mount / "sidecar.toml", environ={})
+    assert settings.clients.registry_file == str(mount / "clients.toml")
