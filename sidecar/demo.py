@@ -1,21 +1,27 @@
 """`token-sidecar demo`: an example token endpoint and the sidecar in one process.
 
-The example upstream is deliberately naive (it issues a token to anyone): the point of the
-demo is to show what the sidecar stops before it gets there and what context reaches it.
+The example upstream is deliberately naive (it issues a token to anyone who reaches it): the
+point of the demo is to show what the sidecar stops before it gets there (a wrong client
+secret included: the demo ships a client registry, `demo_registry/`) and what context
+reaches it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
-from sidecar.http.app import build_app
 from sidecar.http.runtime import CONTEXT_PREFIX
-from sidecar.http.server import SidecarRunner
+from sidecar.serve import serve
 from sidecar.settings import Settings, settings_from_mapping
+
+# The registry shipped in the package (package data): one client, whose secret is public.
+DEMO_REGISTRY = Path(__file__).parent / "demo_registry" / "clients.toml"
+DEMO_CLIENT, DEMO_SECRET = "demo-client", "demo-secret"
 
 
 def example_upstream() -> web.Application:
@@ -45,54 +51,69 @@ async def _hello(request: web.Request) -> web.Response:
     return web.Response(text="Hello from the example upstream: non-token paths pass through.\n")
 
 
-def demo_settings(port: int, upstream_port: int, environ: Mapping[str, str]) -> Settings:
+@dataclass(frozen=True, slots=True)
+class DemoPorts:
+    sidecar: int = 8080
+    upstream: int = 9000
+    admin: int = 9090
+
+
+def demo_settings(ports: DemoPorts, environ: Mapping[str, str]) -> Settings:
+    """The demo's configuration: loopback only, the in-memory store, and the registry shipped
+    in the package, so that the sidecar authenticates `demo-client` itself."""
     return settings_from_mapping({
-        "server": {"listen": f"127.0.0.1:{port}",
-                   "public_token_endpoint": f"http://127.0.0.1:{port}/token"},
-        "upstream": {"url": f"http://127.0.0.1:{upstream_port}"},
+        "server": {"listen": f"127.0.0.1:{ports.sidecar}",
+                   "admin_listen": f"127.0.0.1:{ports.admin}",
+                   "public_token_endpoint": f"http://127.0.0.1:{ports.sidecar}/token",
+                   "shutdown_grace_seconds": 2.0},
+        "upstream": {"url": f"http://127.0.0.1:{ports.upstream}"},
         "store": {"url": "memory://"},
+        "clients": {"registry_file": str(DEMO_REGISTRY)},
         "logging": {"format": "human"},
     }, environ)
 
 
-def instructions(port: int) -> str:
-    url = f"http://127.0.0.1:{port}/token"
+def instructions(ports: DemoPorts) -> str:
+    url = f"http://127.0.0.1:{ports.sidecar}/token"
+    admin = f"http://127.0.0.1:{ports.admin}"
+    basic = f"-u {DEMO_CLIENT}:{DEMO_SECRET}"
     return f"""
 token-sidecar demo: the sidecar listens on {url},
-in front of an example token endpoint, with the in-memory store.
+in front of an example token endpoint, with the in-memory store and a client registry of
+one client, {DEMO_CLIENT} (secret {DEMO_SECRET}, client_secret_basic), which the sidecar
+authenticates itself: {DEMO_REGISTRY}
 
-A valid request (forwarded; the example upstream shows the context it received):
+A valid request (authenticated, forwarded; the example upstream shows the context it got):
 
-  curl -s -u demo-client:demo-secret -d grant_type=client_credentials -d scope=read {url}
+  curl -s {basic} -d grant_type=client_credentials -d scope=read {url}
 
-A rejected one (the parameter 'scope' sent twice, RFC 6749 3.2; answered by the sidecar):
+A wrong secret (401 invalid_client, answered by the sidecar; nothing reaches the upstream):
 
-  curl -s -u demo-client:demo-secret -d grant_type=client_credentials -d scope=a -d scope=b {url}
+  curl -s -u {DEMO_CLIENT}:wrong-secret -d grant_type=client_credentials {url}
 
-An unknown grant type, and a forged context header that never reaches the upstream:
+The parameter 'scope' sent twice (400 invalid_request, RFC 6749 3.2), and an unknown grant
+type (400 unsupported_grant_type):
 
-  curl -s -d grant_type=magic -d client_id=x {url}
-  curl -s -H 'X-Token-Client-Authenticated: true' -d grant_type=client_credentials \\
-       -d client_id=x {url}
+  curl -s {basic} -d grant_type=client_credentials -d scope=a -d scope=b {url}
+  curl -s {basic} -d grant_type=magic {url}
+
+A forged context header: the upstream sees the sidecar's X-Token-Client-Id, not 'admin':
+
+  curl -s {basic} -H 'X-Token-Client-Id: admin' -d grant_type=client_credentials {url}
+
+Admin port: {admin}/metrics {admin}/livez {admin}/readyz
 
 Press Ctrl-C to stop.
 """
 
 
-async def run_demo(settings: Settings, upstream_port: int, ready: asyncio.Event | None = None,
-                   stop: asyncio.Event | None = None) -> None:
+async def run_demo(settings: Settings, ports: DemoPorts) -> None:
+    """The example upstream, then the sidecar as `serve` runs it (both listeners, SIGTERM
+    and SIGINT drain and stop), with the instructions printed once it accepts connections."""
     upstream = web.AppRunner(example_upstream(), access_log=None)
-    sidecar = SidecarRunner(build_app(settings))
     await upstream.setup()
-    await sidecar.setup()
-    host, _, port = settings.server.listen.rpartition(":")
     try:
-        await web.TCPSite(upstream, "127.0.0.1", upstream_port).start()
-        await web.TCPSite(sidecar, host, int(port)).start()
-        print(instructions(int(port)), flush=True)
-        if ready is not None:
-            ready.set()
-        await (stop or asyncio.Event()).wait()
+        await web.TCPSite(upstream, "127.0.0.1", ports.upstream).start()
+        await serve(settings, started=lambda: print(instructions(ports), flush=True))
     finally:
-        await sidecar.cleanup()
         await upstream.cleanup()

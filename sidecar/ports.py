@@ -1,6 +1,6 @@
 """The ports the core depends on: a clock and the store. Adapters live in `sidecar.adapters`.
 
-The store holds only four kinds of keys, all with a TTL (SPEC.md "State"): DPoP proof `jti`s,
+The store holds only four kinds of keys, all with a TTL (README "The store"): DPoP proof `jti`s,
 client-assertion and attestation-PoP `jti`s, refresh- and access-token bindings, attestation
 challenges.
 """

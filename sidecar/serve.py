@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -41,9 +42,11 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 async def serve(settings: Settings, config_path: str | None = None,
-                supervisor_pid: int | None = None) -> None:
+                supervisor_pid: int | None = None,
+                started: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM or SIGINT (or, for a worker, until its supervisor is gone),
-    then drain."""
+    then drain. `started` is called once both listeners accept connections and the signals
+    are handled."""
     fit_descriptor_limit(settings)
     app = build_app(settings)
     reuse_port = settings.server.workers > 1 or None
@@ -57,7 +60,7 @@ async def serve(settings: Settings, config_path: str | None = None,
         admin_host, admin_port = split_listen(settings.server.admin_listen)
         await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
         log.info("serving on %s (admin %s)", settings.server.listen, settings.server.admin_listen)
-        await _until_stopped(app, config_path, supervisor_pid)
+        await _until_stopped(app, config_path, supervisor_pid, started)
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
     finally:
@@ -90,13 +93,16 @@ def fit_descriptor_limit(settings: Settings) -> None:
 
 
 async def _until_stopped(app: web.Application, config_path: str | None,
-                         supervisor_pid: int | None) -> None:
+                         supervisor_pid: int | None,
+                         started: Callable[[], None] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     if config_path is not None:
         loop.add_signal_handler(signal.SIGHUP, reload, app, config_path)
+    if started is not None:
+        started()  # only now: a signal sent by whoever saw it drains instead of killing
     watchdog = None
     if supervisor_pid is not None:
         watchdog = asyncio.create_task(_watch_supervisor(supervisor_pid, stop))

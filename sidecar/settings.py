@@ -1,7 +1,7 @@
 """Typed configuration: TOML file, environment overrides, validation that names the key.
 
 Each `[section]` of the file is a frozen dataclass below; the field names are the config keys
-that users and integrations rely on (SPEC.md "Config"). Every scalar or list key can be
+that users and integrations rely on (README "Configuration"). Every scalar or list key can be
 overridden by `TOKEN_SIDECAR_<SECTION>_<KEY>` (lists as a JSON array or comma-separated).
 Validation collects every problem, each prefixed with its dotted key, instead of stopping at
 the first, so `check-config` can print them all.
@@ -10,6 +10,7 @@ the first, so `check-config` can print them all.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import os
@@ -150,11 +151,13 @@ def _store_url(value: str) -> str | None:
     return None if scheme in schemes else f"scheme must be one of {', '.join(schemes)}"
 
 
-def key(default: Any = REQUIRED, check: Check | None = None, secret: bool = False) -> Any:
-    """A config key: its default (none means required) and its check."""
+def key(default: Any = REQUIRED, check: Check | None = None, secret: bool = False,
+        path: bool = False) -> Any:
+    """A config key: its default (none means required) and its check. A `path` key names a
+    file; a relative one is relative to the configuration file (`load_settings`)."""
     if isinstance(default, list):
         default = tuple(default)
-    return field(default=default, metadata={"check": check, "secret": secret})
+    return field(default=default, metadata={"check": check, "secret": secret, "path": path})
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,11 +260,13 @@ class StoreSettings:
     warm_connections: int = key(8, _positive)
     keepalive_seconds: float = key(10.0, _positive)  # how often idle warm connections are pinged
     username: str = key("")                # Redis ACL user
-    password_file: str = key("")           # the password, read from a file (a mounted Secret)
-    sentinel_password_file: str = key("")  # Sentinel's own password, when it has one
-    tls_ca_file: str = key("")             # rediss://: CA bundle; empty uses the system's
-    tls_cert_file: str = key("")           # rediss://: client certificate (mutual TLS)
-    tls_key_file: str = key("")
+    # Files: the password (a mounted Secret), Sentinel's own password when it has one, and
+    # for rediss:// the CA bundle (empty uses the system's) and a client certificate and key.
+    password_file: str = key("", path=True)
+    sentinel_password_file: str = key("", path=True)
+    tls_ca_file: str = key("", path=True)
+    tls_cert_file: str = key("", path=True)
+    tls_key_file: str = key("", path=True)
     retry_after_seconds: int = key(1, _positive)  # Retry-After on 503 when the store is down
 
 
@@ -269,7 +274,7 @@ class StoreSettings:
 class DpopSettings:
     required: bool = key(False)
     nonce_required: bool = key(False)
-    nonce_secret_file: str = key("")
+    nonce_secret_file: str = key("", path=True)
     nonce_step_seconds: int = key(60, _positive)
     nonce_window_steps: int = key(2, _non_negative)
     # Ed25519 is RFC 9864's fully-specified name for EdDSA over Ed25519: oauth4webapi and
@@ -291,7 +296,7 @@ ASSERTION_ALGORITHMS = (*DPOP_ALGORITHMS, "HS256", "HS384", "HS512")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientsSettings:
-    registry_file: str = key("")
+    registry_file: str = key("", path=True)
     unknown: str = key("reject", _one_of("reject", "forward"))
     assertion_audiences: str = key("issuer", _one_of("issuer", "issuer_or_endpoint"))
     # Client assertions (RFC 7523 §3): algorithms when a client registered none (HS* only
@@ -344,7 +349,7 @@ class AttestationSettings:
 
     enabled: bool = key(False)
     challenge_required: bool = key(False)  # every attestation must carry a challenge
-    challenge_secret_file: str = key("")  # one secret a line; empty: no challenges
+    challenge_secret_file: str = key("", path=True)  # one secret a line; empty: no challenges
     challenge_path: str = key("/attestation-challenge", _path)
     challenge_step_seconds: int = key(60, _positive)
     challenge_window_steps: int = key(2, _non_negative)
@@ -449,7 +454,23 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     settings = settings_from_mapping(raw, os.environ if environ is None else environ, problems)
     if path is None:
         return settings
-    return dataclasses.replace(settings, base_dir=str(Path(path).resolve().parent))
+    # The directory the file is named in, symlinks not followed: a Kubernetes ConfigMap
+    # volume links sidecar.toml to ..data/sidecar.toml, and ..data to a timestamped directory
+    # that the next update deletes; paths must stay relative to the name the user gave.
+    return resolve_paths(settings, Path(os.path.abspath(path)).parent)
+
+
+def resolve_paths(settings: Settings, base_dir: Path) -> Settings:
+    """Every file key made absolute: a relative path is relative to `base_dir`, the directory
+    of the configuration file, wherever its value came from (the file or the environment),
+    so that the process's working directory never changes which file is read."""
+    sections = {}
+    for name in SECTIONS:
+        section = getattr(settings, name)
+        paths = {f.name: str(base_dir / value) for f in dataclasses.fields(section)
+                 if f.metadata.get("path") and (value := getattr(section, f.name))}
+        sections[name] = dataclasses.replace(section, **paths)
+    return dataclasses.replace(settings, **sections, base_dir=str(base_dir))
 
 
 def settings_from_mapping(
@@ -459,6 +480,7 @@ def settings_from_mapping(
     for name in raw:
         if name not in SECTIONS:
             problems.append(f"{name}: unknown section (known: {', '.join(SECTIONS)})")
+    problems.extend(_unknown_variables(environ))
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         table = raw.get(name, {})
@@ -473,6 +495,50 @@ def settings_from_mapping(
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def env_variables() -> dict[str, str]:
+    """Every TOKEN_SIDECAR_* variable a key can be set by, and that key (`section.key`)."""
+    names: dict[str, str] = {}
+
+    def add(section: str, cls: type[Any]) -> None:
+        hints = typing.get_type_hints(cls)
+        for fld in dataclasses.fields(cls):
+            dotted = f"{section}.{fld.name}"
+            if dataclasses.is_dataclass(hints[fld.name]):
+                add(dotted, hints[fld.name])
+            else:
+                names[env_name(dotted)] = dotted
+
+    for section, cls in SECTIONS.items():
+        add(section, cls)
+    return names
+
+
+def env_name(dotted: str) -> str:
+    return f"{ENV_PREFIX}{dotted}".upper().replace(".", "_")
+
+
+# What Kubernetes injects for a Service named `token-sidecar` or `token-sidecar-<x>` in the
+# namespace (enableServiceLinks, on by default): TOKEN_SIDECAR_SERVICE_HOST,
+# TOKEN_SIDECAR_REDIS_PORT_6379_TCP_ADDR, ... These are not misspelt keys.
+_SERVICE_LINK = re.compile(
+    r"_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$")
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A misspelt variable is refused like an unknown TOML key: silently ignoring it would
+    leave the setting it was meant to change at its default."""
+    known = env_variables()
+    problems = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known \
+                and not _SERVICE_LINK.search(name):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]} ({known[close[0]]})?" if close
+                    else f"variables are {ENV_PREFIX}<SECTION>_<KEY>")
+            problems.append(f"{name}: unknown environment variable; {hint}")
+    return problems
 
 
 def _cross_checks(settings: Settings) -> list[str]:
@@ -520,7 +586,7 @@ def _build_section(
     values: dict[str, Any] = {}
     for name, fld in known.items():
         dotted = f"{section}.{name}"
-        env_name = f"{ENV_PREFIX}{section}_{name}".upper().replace(".", "_")
+        variable = env_name(dotted)
         if dataclasses.is_dataclass(hints[name]):  # a nested table, e.g. [grants.jwt_bearer]
             nested = table.get(name, {})
             if not isinstance(nested, Mapping):
@@ -528,10 +594,10 @@ def _build_section(
                 nested = {}
             values[name] = _build_section(dotted, hints[name], nested, environ, problems)
             continue
-        if env_name in environ:
-            value, problem = _from_env(environ[env_name], hints[name])
+        if variable in environ:
+            value, problem = _from_env(environ[variable], hints[name])
             if problem:
-                problems.append(f"{dotted} (from {env_name}): {problem}")
+                problems.append(f"{dotted} (from {variable}): {problem}")
                 continue
         elif name in table:
             value, problem = _coerce(table[name], hints[name])
@@ -539,7 +605,7 @@ def _build_section(
                 problems.append(f"{dotted}: {problem}")
                 continue
         elif fld.default is dataclasses.MISSING:
-            problems.append(f"{dotted}: required (set it in the file or in {env_name})")
+            problems.append(f"{dotted}: required (set it in the file or in {variable})")
             continue
         else:
             value = fld.default

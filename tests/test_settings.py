@@ -117,3 +117,103 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[server\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad, environ={})
+
+
+def test_a_misspelt_environment_variable_names_the_closest_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(MINIMAL, {"TOKEN_SIDECAR_STORE_UR": "redis://redis:6379/0"})
+    assert caught.value.problems == [
+        "TOKEN_SIDECAR_STORE_UR: unknown environment variable; did you mean "
+        "TOKEN_SIDECAR_STORE_URL (store.url)?"]
+
+
+def test_an_unknown_environment_variable_with_no_close_key_is_refused_too() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(MINIMAL, {"TOKEN_SIDECAR_COLOUR": "blue", "OTHER_VARIABLE": "x"})
+    [problem] = caught.value.problems
+    assert problem.startswith("TOKEN_SIDECAR_COLOUR: unknown environment variable")
+
+
+def test_kubernetes_service_links_are_not_taken_for_misspelt_keys() -> None:
+    # What a Service named token-sidecar (or token-sidecar-redis) puts in every pod's
+    # environment when enableServiceLinks is on, as it is by default.
+    links = {"TOKEN_SIDECAR_SERVICE_HOST": "10.0.0.7", "TOKEN_SIDECAR_SERVICE_PORT": "8080",
+             "TOKEN_SIDECAR_SERVICE_PORT_HTTP": "8080",
+             "TOKEN_SIDECAR_PORT": "tcp://10.0.0.7:8080",
+             "TOKEN_SIDECAR_PORT_8080_TCP": "tcp://10.0.0.7:8080",
+             "TOKEN_SIDECAR_PORT_8080_TCP_PROTO": "tcp",
+             "TOKEN_SIDECAR_PORT_8080_TCP_PORT": "8080",
+             "TOKEN_SIDECAR_PORT_8080_TCP_ADDR": "10.0.0.7",
+             "TOKEN_SIDECAR_REDIS_SERVICE_HOST": "10.0.0.8",
+             "TOKEN_SIDECAR_REDIS_PORT_6379_TCP_ADDR": "10.0.0.8"}
+    settings = settings_from_mapping(MINIMAL, links)
+    assert settings.upstream.url == "http://127.0.0.1:9000"
+    with pytest.raises(ConfigError, match="TOKEN_SIDECAR_UPSTREAM_PRESERVE_HOTS"):
+        settings_from_mapping(MINIMAL, {**links, "TOKEN_SIDECAR_UPSTREAM_PRESERVE_HOTS": "1"})
+
+
+def test_nested_keys_have_their_variables() -> None:
+    settings = settings_from_mapping(
+        MINIMAL, {"TOKEN_SIDECAR_GRANTS_JWT_BEARER_LEEWAY_SECONDS": "5"})
+    assert settings.grants.jwt_bearer.leeway_seconds == 5
+
+
+PATH_KEYS = {"clients": "registry_file", "dpop": "nonce_secret_file",
+             "attestation": "challenge_secret_file", "store": "password_file"}
+
+
+@pytest.mark.parametrize("from_environment", [False, True], ids=["file", "environment"])
+def test_relative_paths_are_relative_to_the_config_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_environment: bool) -> None:
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working directory must not matter
+    sections = {name: dict(values) for name, values in MINIMAL.items()}
+    environ: dict[str, str] = {}
+    for section, name in PATH_KEYS.items():
+        if from_environment:
+            environ[f"TOKEN_SIDECAR_{section}_{name}".upper()] = f"secrets/{name}"
+        else:
+            sections.setdefault(section, {})[name] = f"secrets/{name}"
+    config = config_dir / "sidecar.toml"
+    config.write_text("".join(
+        f"[{section}]\n" + "".join(f'{k} = "{v}"\n' for k, v in values.items())
+        for section, values in sections.items()))
+    settings = load_settings(config, environ=environ)
+    for section, name in PATH_KEYS.items():
+        assert getattr(getattr(settings, section), name) == str(config_dir / "secrets" / name)
+    assert settings.store.tls_ca_file == ""  # an unset path stays unset
+
+
+def test_the_store_password_file_is_read_relative_to_the_config_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar.adapters.redis import RedisStore  # noqa: PLC0415 - this test only
+
+    (tmp_path / "redis-password").write_text("s3cret\n")
+    config = tmp_path / "sidecar.toml"
+    config.write_text('[server]\npublic_token_endpoint = "https://as.example.com/token"\n'
+                      '[upstream]\nurl = "http://127.0.0.1:9000"\n'
+                      '[store]\nurl = "redis://127.0.0.1:6379/0"\n')
+    monkeypatch.chdir(tmp_path.parent)
+    environ = {"TOKEN_SIDECAR_STORE_PASSWORD_FILE": "redis-password"}
+    settings = load_settings(config, environ=environ)
+    RedisStore.check_settings(settings.store)  # raises ValueError when the file is not found
+
+
+def test_relative_paths_follow_the_config_files_name_not_its_symlinks(tmp_path: Path) -> None:
+    # The layout of a Kubernetes ConfigMap volume: every file is a link through ..data to a
+    # timestamped directory, which the kubelet replaces (and deletes) on every update.
+    mount = tmp_path / "etc" / "token-sidecar"
+    version = mount / "..2026_12_03_08_00_00.000000001"
+    version.mkdir(parents=True)
+    (mount / "..data").symlink_to(version.name)
+    for name in ("sidecar.toml", "clients.toml"):
+        (mount / name).symlink_to(f"..data/{name}")
+    (version / "clients.toml").write_text("")
+    (version / "sidecar.toml").write_text(
+        '[server]\npublic_token_endpoint = "https://as.example.com/token"\n'
+        '[upstream]\nurl = "http://127.0.0.1:9000"\n[clients]\nregistry_file = "clients.toml"\n')
+    settings = load_settings(mount / "sidecar.toml", environ={})
+    assert settings.clients.registry_file == str(mount / "clients.toml")

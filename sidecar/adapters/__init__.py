@@ -1,4 +1,4 @@
-"""The store adapters, chosen by the scheme of `store.url` (SPEC.md "State (the store)")."""
+"""The store adapters, chosen by the scheme of `store.url` (README "The store")."""
 
 from __future__ import annotations
 

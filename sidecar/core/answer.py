@@ -1,4 +1,5 @@
-"""What the sidecar enforces on the upstream's answer to a forwarded token request (SPEC step 5).
+"""What the sidecar enforces on the upstream's answer to a forwarded token request (README
+"What one token request goes through", step 5).
 
 Pure like the decision: the shell hands over the status and body, and applies the edit.
 """

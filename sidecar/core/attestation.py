@@ -13,8 +13,8 @@ numbering third-party code cites for -11; not checked against the -10 text): §4
 §5.1 PoP, §5.2 combined mode, §6 challenges, §7.1-§7.4 verification and errors, §7.5-§7.6
 client authentication and additional signal, §10.3 refresh binding, §10.8 key resolution.
 
-Finding the attester. Since -08 the attestation has no `iss` (research notes, client-auth.md
-§5); how the server trusts attesters and finds their keys is out of scope of the draft (§10.8,
+Finding the attester. Since -08 the attestation has no `iss` (that draft dropped it); how
+the server trusts attesters and finds their keys is out of scope of the draft (§10.8,
 which suggests "the kid header parameter combined with ... pre-shared information"). So:
 1. the candidates are the configured attesters whose `clients` list holds the attestation's
    `sub` - none is `invalid_client` (RFC 6749 §5.2 "unknown client");

@@ -1,6 +1,7 @@
-"""Refresh tokens bound to what the client proved (SPEC "State": `sha256(refresh_token)` →
-`jkt:<thumbprint>`, `x5t:<x5t#S256>` or `att:<instance jkt>`): checking a refresh against its
-binding, and choosing the binding for the token the upstream is about to issue."""
+"""Refresh tokens bound to what the client proved (README "The store"; RFC 9449 §5, RFC 8705
+§4: `sha256(refresh_token)` → `jkt:<thumbprint>`, `x5t:<x5t#S256>` or `att:<instance jkt>`):
+checking a refresh against its binding, and choosing the binding for the token the upstream
+is about to issue."""
 
 from __future__ import annotations
 

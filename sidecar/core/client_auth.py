@@ -1,4 +1,4 @@
-"""Which client is this, and how did it present itself? (SPEC step 2, RFC 6749 §2.3)
+"""Which client is this, and how did it present itself? (README step 2, "Extract"; RFC 6749 §2.3)
 
 This module only *extracts*: it decodes the Basic header, reads `client_secret_post` and
 `client_assertion` parameters, and refuses requests that present credentials ambiguously.
@@ -129,9 +129,9 @@ def _scheme_of(authorization: str) -> str:
 def _read_basic(authorization: str | None) -> ClientCredentials | OAuthError | None:
     """Decode `Authorization: Basic` per RFC 6749 §2.3.1: both parts are form-urlencoded.
 
-    Clients that skip the form-encoding are common (research notes, client-auth.md §1), so
-    the undecoded password is kept too, and text that is not UTF-8 is read as Latin-1, the
-    encoding such clients use. The scheme is case-insensitive (RFC 9110 §11.1), and a bare
+    Clients that skip the form-encoding are common (many HTTP libraries send the secret as it
+    is), so the undecoded password is kept too, and text that is not UTF-8 is read as Latin-1,
+    the encoding such clients use. The scheme is case-insensitive (RFC 9110 §11.1), and a bare
     `Basic` is a malformed Basic value, not another scheme.
     """
     parsed = _CREDENTIALS.fullmatch(authorization.strip()) if authorization else None

@@ -66,7 +66,7 @@ JWT_METHODS: Final = frozenset({"client_secret_jwt", "private_key_jwt"})
 TLS_METHODS: Final = frozenset({"tls_client_auth", "self_signed_tls_client_auth"})
 DEFAULT_ASSERTION_ALGORITHMS: Final = frozenset(ASYMMETRIC_ALGORITHMS) | frozenset(HMAC_ALGORITHMS)
 # draft-ietf-oauth-rfc7523bis: clients SHOULD put `client-authentication+jwt` in `typ`, and
-# rejecting untyped assertions is "NOT RECOMMENDED" (research notes, client-auth.md §2). Any
+# rejecting untyped assertions is "NOT RECOMMENDED". Any
 # other explicit type is another kind of JWT (a DPoP proof, an access token): refused.
 ASSERTION_TYPES: Final = frozenset({"jwt", "client-authentication+jwt"})
 _DETAIL_MAX: Final = 200

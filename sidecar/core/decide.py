@@ -1,4 +1,4 @@
-"""The decision: a parsed token request in, a `Decision` out (SPEC step 3).
+"""The decision: a parsed token request in, a `Decision` out (README step 3, "Decide").
 
 `decide` runs `STEPS` in order; each step reads the request and what earlier steps found
 (`Facts`, sidecar/core/steps.py), and either records more facts or returns the `OAuthError`

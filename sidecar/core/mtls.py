@@ -7,9 +7,9 @@ presented, and the RFC 8705 §3.1 `x5t#S256` thumbprint. It checks that each cer
 *is* an X.509 certificate, never that it is trusted (that is a later step's job).
 
 `parse_client_certificate` never raises: a header that does not parse is `invalid_request`
-(SPEC "Any malformed input gets a 4xx"). No header, or an empty one, is `None`: the proxy
+(malformed input is a 4xx, never a 500). No header, or an empty one, is `None`: the proxy
 had no client certificate to forward. Only headers from trusted proxies reach this module
-(SPEC "certificate headers count only from trusted proxies").
+(README step 2: certificate headers count only from `trust.trusted_proxies`).
 
 The formats, as each proxy writes them:
 

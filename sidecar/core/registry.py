@@ -697,8 +697,8 @@ def valid_secret_text(secret: str) -> bool:
     RFC 6749 Appendix A.2 says `client-secret = *VSCHAR` (%x20-7E). That grammar describes the
     secret as it travels - form-urlencoded (Appendix B) inside Basic, or in the form body - and
     there the sidecar enforces it (client_auth.py). The *decoded* secret is compared as UTF-8
-    text: real clients send non-ASCII secrets in that encoding, and the research notes
-    (client-auth.md §1) show servers disagreeing on exactly this decoding - NOP refuses
+    text: real clients send non-ASCII secrets in that encoding, and authorization servers
+    disagree on exactly this decoding - node-oidc-provider refuses
     non-VSCHAR after decoding, Keycloak, Spring and Hydra decode and accept. We accept any text
     a client could have encoded per Appendix B, minus control characters (the part of VSCHAR's
     intent that still applies), so a registered secret with `+`, `%`, `:` or `é` works.

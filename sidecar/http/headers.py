@@ -115,8 +115,8 @@ def request_headers_for_upstream(
     headers: CIMultiDictProxy[str], rules: ForwardRules, *, trusted: bool, peer: str | None,
 ) -> CIMultiDict[str]:
     """The client's headers minus hop-by-hop ones, minus anything that could pose as context:
-    every inbound header in the context namespace, in any spelling, whoever sent it (SPEC
-    "Non-negotiables"); from untrusted peers also certificate and client-address headers.
+    every inbound header in the context namespace, in any spelling, whoever sent it (README "Context
+    headers sent upstream"); from untrusted peers also certificate and client-address headers.
     `X-Forwarded-For` ends with `peer`, appended to a trusted proxy's list, alone otherwise.
     """
     hop = _connection_tokens(headers) - rules.kept_despite_connection

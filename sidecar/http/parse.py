@@ -1,4 +1,5 @@
-"""Turn an aiohttp request into a `TokenRequest` (SPEC steps 1-2), or the error that ends it."""
+"""Turn an aiohttp request into a `TokenRequest` (README "What one token request goes through",
+steps 1-2), or the error that ends it."""
 
 from __future__ import annotations
 

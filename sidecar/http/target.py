@@ -165,7 +165,7 @@ REVOCATION = "revocation"
 
 @dataclass(frozen=True, slots=True)
 class GuardedPath:
-    name: str  # which handler: TOKEN, PAR, ATTESTATION_CHALLENGE INTROSPECTION, REVOCATION
+    name: str  # which handler: TOKEN, PAR, ATTESTATION_CHALLENGE, INTROSPECTION, REVOCATION
     path: str  # as configured
 
 

@@ -175,7 +175,7 @@ def pyjwt_proof(key: Key, **claim_overrides: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# The RFC's own examples (RFC 9449 §4.1, §5, §7.1; checked in research/dpop.md §6).
+# The RFC's own examples (RFC 9449 §4.1, §5, §7.1).
 
 RFC_JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"  # §6.1
 RFC_JWK = {"kty": "EC", "x": "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",
@@ -546,7 +546,7 @@ def test_refuses(case: Case) -> None:
         # §5: 400 invalid_dpop_proof, without a nonce hint.
         assert (result.code, result.status) == ("invalid_dpop_proof", 400)
         assert result.headers == ()
-    # Descriptions are short and never echo the proof (a secret, SPEC "Non-negotiables").
+    # Descriptions are short and never echo the proof (a secret: never in an answer or a log).
     assert len(result.description) < 120
     for value in case.values:
         if len(value) > 20:

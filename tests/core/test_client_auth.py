@@ -1,4 +1,4 @@
-"""Credential extraction (SPEC step 2, RFC 6749 §2.3, RFC 7521 §4.2, RFC 7523 §2.2)."""
+"""Credential extraction (README step 2, RFC 6749 §2.3, RFC 7521 §4.2, RFC 7523 §2.2)."""
 
 from __future__ import annotations
 

@@ -711,8 +711,8 @@ async def test_tls_client_auth_with_an_intermediate(world: World) -> None:
 
 
 async def test_subject_is_matched_on_the_leaf_only(world: World) -> None:
-    # The intermediate carries the registered DN; the leaf does not: refused (KC matched any
-    # certificate of the chain, research notes §4).
+    # The intermediate carries the registered DN; the leaf does not: refused (a server that
+    # matches any certificate of the chain would accept it; RFC 8705 §2.1 names the client's).
     child = world.pki.ca.create_child_ca()
     intermediate = Issuer(child)
     ca_subject = intermediate.certificate.subject.rfc4514_string()

@@ -1,4 +1,4 @@
-"""Strict form parsing (RFC 6749 §3.1, §3.2; SPEC step 1)."""
+"""Strict form parsing (RFC 6749 §3.1, §3.2; README step 1)."""
 
 from __future__ import annotations
 

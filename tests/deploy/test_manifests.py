@@ -3,8 +3,10 @@
 Offline: the manifests are validated against the Kubernetes OpenAPI schemas that
 kubernetes-validate ships (strict: an unknown or misspelt field is an error), for the
 oldest version with native sidecars and the newest the package knows, and then for the
-properties that matter to this product. The ConfigMap's sidecar.toml, with the Deployment's
-environment overrides applied, passes `token-sidecar check-config`. Docker is not run here:
+properties that matter to this product, on what `kubectl apply -k` applies (the
+kustomization's generators and images applied here, since kustomize is not installed).
+Every value a user must change is in kustomization.yaml. The generated sidecar.toml, with
+the environment overrides applied, passes `token-sidecar check-config`. Docker is not run here:
 the Dockerfile is checked statically, and its health-check one-liner is run against a real
 HTTP server. nginx checks the shipped configuration itself (`nginx -t`).
 """
@@ -12,6 +14,7 @@ HTTP server. nginx checks the shipped configuration itself (`nginx -t`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import re
@@ -22,15 +25,21 @@ import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import kubernetes_validate
 import pytest
 import trustme
 import yaml
 from aiohttp import web
 
-from sidecar.settings import SECTIONS, ConfigError, settings_from_mapping
+from sidecar.adapters import check_store
+from sidecar.settings import ConfigError, StoreSettings, env_variables, settings_from_mapping
 from tests.support.nginx import check_config, render_deploy_config, require_nginx
+from tests.support.process import SidecarProcess
+from tests.support.redis_fixtures import redis_binary
+from tests.support.redis_server import RedisProcess, server_args
 from tests.support.servers import start_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +56,15 @@ KUBERNETES_VERSIONS = (OLDEST_KUBERNETES, kubernetes_validate.latest_version())
 
 
 # ---------------------------------------------------------------------------------------
-# Loading.
+# Loading: what `kubectl apply -k` applies. kustomize is not installed here (nor on PyPI), so
+# the two features the kustomization uses are applied as kustomize applies them:
+# configMapGenerator (files and literals) and images (newName, newTag). The generated names'
+# hash suffixes are left out: kustomize rewrites every reference to them alike.
+
+
+def kustomization() -> dict[str, Any]:
+    [doc] = documents(KUBERNETES / "kustomization.yaml")
+    return doc
 
 
 def manifest_files() -> list[Path]:
@@ -59,14 +76,60 @@ def documents(path: Path) -> list[dict[str, Any]]:
         return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
 
 
+def generated_config_maps() -> list[dict[str, Any]]:
+    maps = []
+    for generator in kustomization().get("configMapGenerator", []):
+        data = {Path(name).name: (KUBERNETES / name).read_text(encoding="utf-8")
+                for name in generator.get("files", [])}
+        data.update(literal.partition("=")[::2] for literal in generator.get("literals", []))
+        maps.append({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": generator["name"]}, "data": data})
+    return maps
+
+
+def workload_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    if doc["kind"] not in ("Deployment", "StatefulSet"):
+        return []
+    spec = doc["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def image_name(image: str) -> str:
+    """The image without its tag or digest, as kustomize's images: matches it."""
+    name = image.partition("@")[0]
+    return name.rpartition(":")[0] if ":" in name.rpartition("/")[2] else name
+
+
+def apply_images(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    images = {i["name"]: i for i in kustomization().get("images", [])}
+    built = copy.deepcopy(docs)
+    for doc in built:
+        for container in workload_containers(doc):
+            rule = images.get(image_name(container["image"]))
+            if rule is not None:
+                tag = rule.get("newTag", container["image"].rpartition(":")[2])
+                container["image"] = f"{rule.get('newName', rule['name'])}:{tag}"
+    return built
+
+
 def all_resources() -> list[dict[str, Any]]:
-    return [doc for path in manifest_files() for doc in documents(path)]
+    listed = [doc for name in kustomization()["resources"]
+              for doc in documents(KUBERNETES / name)]
+    return apply_images(listed) + generated_config_maps()
 
 
-def resource(kind: str) -> dict[str, Any]:
-    found = [doc for doc in all_resources() if doc["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind} in deploy/kubernetes, found {len(found)}"
+def resource(kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [doc for doc in all_resources() if doc["kind"] == kind
+             and name in (None, doc["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''} in deploy/kubernetes, " \
+                            f"found {len(found)}"
     return found[0]
+
+
+APP = "authorization-server"
+REDIS = "token-sidecar-redis"
+CONFIG_MAP = "token-sidecar-config"
+ENVIRONMENT_MAP = "token-sidecar-environment"
 
 
 def pod_spec() -> dict[str, Any]:
@@ -82,12 +145,11 @@ def sidecar_container() -> dict[str, Any]:
 
 
 def all_containers() -> list[dict[str, Any]]:
-    spec = pod_spec()
-    return [*spec.get("initContainers", []), *spec["containers"]]
+    return [c for doc in all_resources() for c in workload_containers(doc)]
 
 
 def sidecar_toml() -> str:
-    text: str = resource("ConfigMap")["data"]["sidecar.toml"]
+    text: str = resource("ConfigMap", CONFIG_MAP)["data"]["sidecar.toml"]
     return text
 
 
@@ -112,16 +174,17 @@ def secret_values() -> dict[str, str]:
     return values
 
 
-def sidecar_environment() -> dict[str, str]:
-    """The sidecar's environment as the kubelet builds it: secrets resolved, $(VAR) expanded."""
+def environment_of(container: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as the kubelet builds it: envFrom ConfigMaps, then env,
+    secrets resolved, $(VAR) expanded."""
     secrets = secret_values()
     secret_name = resource("Secret")["metadata"]["name"]
     environment: dict[str, str] = {}
-    for variable in sidecar_container().get("env", []):
+    for source in container.get("envFrom", []):
+        environment.update(resource("ConfigMap", source["configMapRef"]["name"])["data"])
+    for variable in container.get("env", []):
         if "value" in variable:
-            value = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                           lambda m: environment.get(m.group(1), m.group(0)), variable["value"])
-            assert "$(" not in value, f"{variable['name']}: refers to an undefined variable"
+            value = expand(variable["value"], environment)
         else:
             ref = variable["valueFrom"]["secretKeyRef"]
             assert ref["name"] == secret_name, f"{variable['name']}: unknown Secret {ref['name']}"
@@ -129,6 +192,31 @@ def sidecar_environment() -> dict[str, str]:
             value = secrets[ref["key"]]
         environment[variable["name"]] = value
     return environment
+
+
+def expand(value: str, environment: dict[str, str]) -> str:
+    expanded = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                      lambda m: environment.get(m.group(1), m.group(0)), value)
+    assert "$(" not in expanded, f"{value}: refers to an undefined variable"
+    return expanded
+
+
+def sidecar_environment() -> dict[str, str]:
+    return environment_of(sidecar_container())
+
+
+def mounted_secret_files(container: dict[str, Any], spec: dict[str, Any]) -> dict[str, str]:
+    """Path in the container -> the Secret key mounted there."""
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    secret_name = resource("Secret")["metadata"]["name"]
+    provided = {}
+    for mount in container["volumeMounts"]:
+        secret = volumes.get(mount["name"], {}).get("secret")
+        if secret:
+            assert secret["secretName"] == secret_name
+            for item in secret["items"]:
+                provided[f"{mount['mountPath']}/{item['path']}"] = item["key"]
+    return provided
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,12 +236,58 @@ def test_manifest_is_valid_against_the_kubernetes_schemas(path: Path, version: s
                         f"{exc.message} at {'.'.join(map(str, exc.path))}", pytrace=False)
 
 
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_generated_config_maps_are_valid(version: str) -> None:
+    maps = generated_config_maps()
+    assert {m["metadata"]["name"] for m in maps} == {CONFIG_MAP, ENVIRONMENT_MAP}
+    for doc in maps:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
 def test_kustomization_lists_every_manifest() -> None:
-    kustomization = documents(KUBERNETES / "kustomization.yaml")[0]
-    assert kustomization["kind"] == "Kustomization"
-    assert sorted(kustomization["resources"]) == [p.name for p in manifest_files()]
-    image = sidecar_container()["image"].rpartition(":")[0]
-    assert image in [i["name"] for i in kustomization.get("images", [])]
+    assert kustomization()["kind"] == "Kustomization"
+    assert sorted(kustomization()["resources"]) == [p.name for p in manifest_files()]
+    generated = [name for g in kustomization()["configMapGenerator"] for name in g.get("files", [])]
+    assert generated == ["sidecar.toml"]
+    assert (KUBERNETES / "sidecar.toml").is_file()
+
+
+def test_every_image_is_set_in_the_kustomization() -> None:
+    images = {i["name"]: i for i in kustomization()["images"]}
+    listed = [doc for name in kustomization()["resources"] for doc in documents(KUBERNETES / name)]
+    containers = [c for doc in listed for c in workload_containers(doc)]
+    assert {c["image"] for c in containers} == set(images), "every image, and only those"
+    for rule in images.values():
+        assert rule.get("newName") and rule.get("newTag"), rule["name"]
+    for container in all_containers():
+        repository, _, tag = container["image"].rpartition(":")
+        assert "/" in repository and tag, container["image"]
+    # What no user can pull (the sidecar is not published) is marked for them.
+    text = (KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8")
+    for rule in images.values():
+        if "example" in rule["newName"]:
+            before = text[:text.index(f"- name: {rule['name']}\n")]
+            assert "# CHANGE" in before.rsplit("\n  - name:", 1)[-1], rule["name"]
+
+
+def test_every_value_to_change_is_in_the_kustomization() -> None:
+    """The example domain and registry appear nowhere but in kustomization.yaml; CHANGE marks
+    appear only there and in the two files its header names."""
+    header = (KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8").split("apiVersion")[0]
+    for path in KUBERNETES.iterdir():
+        text = path.read_text(encoding="utf-8")
+        if path.name != "kustomization.yaml":
+            assert "example.com" not in text, path.name
+            if "CHANGE" in text:
+                assert path.name in header, path.name
+    environment = resource("ConfigMap", ENVIRONMENT_MAP)["data"]
+    assert environment["TOKEN_SIDECAR_SERVER_PUBLIC_TOKEN_ENDPOINT"].startswith("https://")
+    assert {"server.public_token_endpoint", "server.issuer", "trust.trusted_proxies",
+            "store.url"} <= {env_variables()[name] for name in environment}
+    config = sidecar_config()
+    assert "public_token_endpoint" not in config["server"]  # one place only
+    assert "trusted_proxies" not in config["trust"]
+    assert "url" not in config["store"]
 
 
 def test_every_resource_has_a_name_and_no_namespace() -> None:
@@ -184,7 +318,7 @@ def test_the_sidecar_runs_the_configured_file() -> None:
     assert config_mount["mountPath"] == CONFIG_DIR
     assert config_mount.get("readOnly") is True
     config_map = volumes[config_mount["name"]]["configMap"]
-    assert config_map["name"] == resource("ConfigMap")["metadata"]["name"]
+    assert config_map["name"] == CONFIG_MAP
     assert {"key": "sidecar.toml", "path": "sidecar.toml"} in config_map["items"]
 
 
@@ -235,7 +369,7 @@ def test_prometheus_scrapes_the_admin_port() -> None:
 
 
 def test_the_service_sends_traffic_to_the_sidecar_only() -> None:
-    service = resource("Service")
+    service = resource("Service", APP)
     pod_labels = resource("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     listen = port_of(sidecar_config()["server"]["listen"])
@@ -257,7 +391,7 @@ def test_the_disruption_budget_covers_the_pods_and_allows_an_eviction() -> None:
 
 
 def test_the_network_policy_guards_the_trusted_proxy_header() -> None:
-    policy = resource("NetworkPolicy")
+    policy = resource("NetworkPolicy", APP)
     pod_labels = resource("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
@@ -277,34 +411,59 @@ def test_shutdown_fits_in_the_grace_period() -> None:
 
 def test_secrets_come_from_the_secret() -> None:
     config = sidecar_config()
+    provided = mounted_secret_files(sidecar_container(), pod_spec())
     nonce_file = config["dpop"]["nonce_secret_file"]
-    volumes = {v["name"]: v for v in pod_spec()["volumes"]}
-    secret_name = resource("Secret")["metadata"]["name"]
-    provided = {}
-    for mount in sidecar_container()["volumeMounts"]:
-        secret = volumes[mount["name"]].get("secret")
-        if secret:
-            assert secret["secretName"] == secret_name
-            for item in secret["items"]:
-                provided[f"{mount['mountPath']}/{item['path']}"] = item["key"]
     assert nonce_file in provided, "dpop.nonce_secret_file is not a mounted Secret file"
     nonce_lines = [line.strip() for line in secret_values()[provided[nonce_file]].splitlines()
                    if line.strip()]
     assert nonce_lines and all(len(line) >= 32 for line in nonce_lines)
-    # The Redis password reaches the store URL without being written into the ConfigMap.
-    store_url = sidecar_environment()["TOKEN_SIDECAR_STORE_URL"]
-    assert store_url.startswith("redis://")
-    assert secret_values()["redis-password"] in store_url
-    assert secret_values()["redis-password"] not in sidecar_toml()
+    # The Redis password is a file, never part of store.url (so any character will do).
+    assert provided[config["store"]["password_file"]] == "redis-password"
+    password = secret_values()["redis-password"]
+    assert password not in sidecar_environment()["TOKEN_SIDECAR_STORE_URL"]
+    for config_map in generated_config_maps():
+        assert password not in json.dumps(config_map)
+
+
+def test_the_shipped_redis_requires_the_secret_password() -> None:
+    redis = resource("StatefulSet", REDIS)
+    [container] = workload_containers(redis)
+    arguments = [expand(a, environment_of(container)) for a in container["args"]]
+    password = secret_values()["redis-password"]
+    assert arguments[arguments.index("--requirepass") + 1] == password
+    assert arguments[arguments.index("--maxmemory-policy") + 1] == "noeviction"
+    assert arguments[arguments.index("--appendonly") + 1] == "yes"
+    assert redis["spec"]["volumeClaimTemplates"], "bindings survive a restart"
+    # store.url names the Redis Service and its port.
+    service = resource("Service", REDIS)
+    assert redis["spec"]["serviceName"] == REDIS
+    assert service["spec"]["selector"].items() <= \
+        redis["spec"]["template"]["metadata"]["labels"].items()
+    store = urlsplit(sidecar_environment()["TOKEN_SIDECAR_STORE_URL"])
+    assert (store.scheme, store.hostname, store.port) == (
+        "redis", REDIS, service["spec"]["ports"][0]["port"])
+    # Only the authorization server's pods reach it.
+    policy = resource("NetworkPolicy", REDIS)
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= \
+        redis["spec"]["template"]["metadata"]["labels"].items()
+    [rule] = policy["spec"]["ingress"]
+    [peer] = rule["from"]
+    assert peer == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": APP}}}
+    assert [p["port"] for p in rule["ports"]] == [6379]
+
+
+def test_the_other_store_urls_the_kustomization_suggests_are_valid() -> None:
+    text = (KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8")
+    urls = re.findall(r"#.*?:\s+(redis(?:s|\+sentinel|\+cluster)?://\S+)", text)
+    assert {urlsplit(u).scheme for u in urls} >= {"redis", "redis+sentinel", "redis+cluster"}
+    for url in urls:
+        check_store(StoreSettings(url=url))
 
 
 def test_environment_overrides_name_real_config_keys() -> None:
-    names = [v["name"] for v in sidecar_container().get("env", [])]
-    overrides = [n for n in names if n.startswith("TOKEN_SIDECAR_")]
+    overrides = [n for n in sidecar_environment() if n.startswith("TOKEN_SIDECAR_")]
     assert overrides
-    known = {f"TOKEN_SIDECAR_{section}_{key}".upper()
-             for section, cls in SECTIONS.items() for key in cls.__dataclass_fields__}
-    assert set(overrides) <= known, set(overrides) - known
+    assert set(overrides) <= set(env_variables()), set(overrides) - set(env_variables())
     assert pod_spec()["enableServiceLinks"] is False
 
 
@@ -345,8 +504,44 @@ def test_the_configmap_passes_check_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     # The same, in process: the overrides land where they are meant to.
     settings = settings_from_mapping(sidecar_config(), sidecar_environment())
+    assert settings.server.public_token_endpoint == "https://as.example.com/token"
     assert settings.store.url == sidecar_environment()["TOKEN_SIDECAR_STORE_URL"]
     assert settings.trust.client_cert_format == "nginx"
+
+
+async def test_the_sidecar_reaches_the_shipped_redis_with_the_secret_password(
+        tmp_path: Path) -> None:
+    """redis.yaml's arguments on a real redis-server, the sidecar's configuration as the pod
+    gets it (the Secret's files mounted, the environment applied): /readyz says the store
+    answers, so the password went from the file to requirepass's check."""
+    [container] = workload_containers(resource("StatefulSet", REDIS))
+    arguments = [expand(a, environment_of(container)) for a in container["args"]]
+    at = arguments.index("--dir")
+    del arguments[at:at + 2]  # the test's own directory instead of the volume
+    password = secret_values()["redis-password"]
+    redis = RedisProcess(lambda p: server_args(p, *arguments), binary=redis_binary(),
+                         password=password)
+    with redis:
+        assert redis.client().config_get("requirepass") == {"requirepass": password}
+        text = mount_secrets(tmp_path / "mounts", sidecar_toml())
+        sections = tomllib.loads(text)
+        environment = sidecar_environment()
+        store_url = environment["TOKEN_SIDECAR_STORE_URL"].replace(
+            f"{REDIS}:6379", f"127.0.0.1:{redis.port}")
+        sections["store"]["url"] = store_url
+        for name in ("listen", "admin_listen"):  # free ports (SidecarProcess's)
+            del sections["server"][name]
+        sections["server"]["public_token_endpoint"] = \
+            environment["TOKEN_SIDECAR_SERVER_PUBLIC_TOKEN_ENDPOINT"]
+        sidecar = SidecarProcess(tmp_path / "sidecar.toml", sections)
+        try:
+            await sidecar.start()  # waits for /readyz 200
+            async with aiohttp.ClientSession() as session, session.get(
+                    sidecar.admin_url + "/readyz") as response:
+                assert (await response.json())["checks"]["store"] == "ok"
+        finally:
+            await sidecar.stop()
+        assert password not in "\n".join(sidecar.output)
 
 
 def test_check_config_would_catch_a_broken_configmap() -> None:

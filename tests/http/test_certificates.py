@@ -1,4 +1,4 @@
-"""Client certificates from the front proxy, through real HTTP (SPEC step 2, RFC 8705)."""
+"""Client certificates from the front proxy, through real HTTP (README step 2, RFC 8705)."""
 
 from __future__ import annotations
 

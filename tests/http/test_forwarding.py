@@ -1,4 +1,5 @@
-"""SPEC steps 4-5 through real HTTP: what reaches the upstream, and what comes back."""
+"""README "What one token request goes through", steps 4-5, through real HTTP: what reaches
+the upstream, and what comes back."""
 
 from __future__ import annotations
 

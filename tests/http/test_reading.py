@@ -1,4 +1,5 @@
-"""SPEC step 1 through real HTTP: method, content type, body limit, strict form parsing."""
+"""README "What one token request goes through", step 1, through real HTTP: method, content
+type, body limit, strict form parsing."""
 
 from __future__ import annotations
 
