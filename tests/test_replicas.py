@@ -175,7 +175,12 @@ async def test_sentinel_failover_in_the_middle_of_traffic(start_sidecar: Start,
         for proof in list(accepted)[-20:]:
             assert (await post(session, replicas[1], CC, {"DPoP": proof}))[0] == 400
     assert set(seen_statuses) <= {200, 400, 503}, seen_statuses
-    assert len(upstream.received) == sum(accepted.values()) + 1
+    # Each proof reached the upstream at most once. One may have reached it and still been
+    # answered 503: its access-token binding could not be written during the failover, and a
+    # token whose binding was not recorded is not handed out (README "Bound tokens").
+    reached = Counter(received.headers["DPoP"] for received in upstream.received)
+    assert max(reached.values()) == 1
+    assert set(accepted) <= set(reached)
 
 
 async def test_redis_killed_fails_closed_then_recovers(start_sidecar: Start,
