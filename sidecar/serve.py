@@ -7,6 +7,8 @@
   addresses and the number of workers only change on restart.
 - `server.workers = N`: N processes share the ports (SO_REUSEPORT); their metrics are summed
   through prometheus-client's multiprocess directory.
+- `server.event_loop = "auto"`: each process runs on uvloop when it is installed, else (and
+  with "asyncio") on asyncio's own loop; the start log line names it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import resource
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from aiohttp import web
@@ -27,11 +29,11 @@ from sidecar.core.policy import Policy
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.runtime import STATE
 from sidecar.http.server import SidecarRunner
-from sidecar.logs import configure_logging
+from sidecar.logs import FIELDS_ATTRIBUTE, configure_logging
 from sidecar.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("token_sidecar.serve")
-_RESTART_ONLY = ("listen", "admin_listen", "workers")
+_RESTART_ONLY = ("listen", "admin_listen", "workers", "event_loop")
 # Descriptors besides connections: listeners, the event loop, logs, registry and JWKS fetches.
 _SPARE_DESCRIPTORS = 64
 
@@ -59,7 +61,7 @@ async def serve(settings: Settings, config_path: str | None = None,
         await web.TCPSite(token_runner, host, port, reuse_port=reuse_port).start()
         admin_host, admin_port = split_listen(settings.server.admin_listen)
         await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
-        log.info("serving on %s (admin %s)", settings.server.listen, settings.server.admin_listen)
+        _log_serving(settings)
         await _until_stopped(app, config_path, supervisor_pid, started)
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
@@ -67,6 +69,21 @@ async def serve(settings: Settings, config_path: str | None = None,
         await token_runner.cleanup()
         await admin_runner.cleanup()
     log.info("stopped")
+
+
+def _log_serving(settings: Settings) -> None:
+    loop = running_loop_name()
+    message = (f"serving on {settings.server.listen} (admin {settings.server.admin_listen}), "
+               f"event loop {loop}")
+    log.info(message, extra={FIELDS_ATTRIBUTE: {
+        "message": message, "listen": settings.server.listen,
+        "admin_listen": settings.server.admin_listen, "event_loop": loop}})
+
+
+def running_loop_name() -> str:
+    """"uvloop" or "asyncio": which event loop runs this process."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.split(".", 1)[0] == "uvloop" else "asyncio"
 
 
 def fit_descriptor_limit(settings: Settings) -> None:
@@ -143,6 +160,23 @@ def reload(app: web.Application, config_path: str) -> bool:
     return True
 
 
+def run_on_event_loop(main: Coroutine[object, object, None], event_loop: str) -> None:
+    """Run `main` to completion like `asyncio.run`, on uvloop when `event_loop` is "auto" and
+    uvloop is installed (its sockets and callbacks cost the sidecar less CPU per request)."""
+    with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as runner:
+        runner.run(main)
+
+
+def _loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if event_loop == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - optional at import time: "auto" falls back
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 # ---------------------------------------------------------------------------------------
 # Workers.
 
@@ -150,7 +184,7 @@ def reload(app: web.Application, config_path: str) -> bool:
 def run(settings: Settings, config_path: str | None) -> int:
     """The `serve` command: one process, or a supervisor of `server.workers` processes."""
     if settings.server.workers == 1:
-        asyncio.run(serve(settings, config_path))
+        run_on_event_loop(serve(settings, config_path), settings.server.event_loop)
         return 0
     return _supervise(settings, config_path)
 
@@ -187,7 +221,8 @@ def _supervise(settings: Settings, config_path: str | None) -> int:
 def _worker(config_path: str | None, settings: Settings, supervisor_pid: int) -> None:
     configure_logging(settings.logging.level, settings.logging.format)
     try:
-        asyncio.run(serve(settings, config_path, supervisor_pid))
+        run_on_event_loop(serve(settings, config_path, supervisor_pid),
+                          settings.server.event_loop)
     finally:
         from prometheus_client import multiprocess  # noqa: PLC0415 - only in workers
 

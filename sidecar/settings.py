@@ -196,6 +196,9 @@ class ServerSettings:
     shutdown_grace_seconds: float = key(20.0, _non_negative)
     # Processes serving the same ports (SO_REUSEPORT); more than one needs a shared store.
     workers: int = key(1, _positive)
+    # "auto": uvloop when it is installed (a dependency: faster sockets and callbacks), else
+    # asyncio's own loop; "asyncio": always asyncio's own loop.
+    event_loop: str = key("auto", _one_of("auto", "asyncio"))
     # Slow and idle clients (sidecar/http/connections.py). The whole request head within
     # this (a front proxy sends it at once; a slowloris trickles it), from the connection's
     # opening or, on keep-alive, from the request's first byte.

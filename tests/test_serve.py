@@ -92,6 +92,21 @@ async def test_one_json_line_per_request_and_no_secret_in_it(
         assert secret not in everything
 
 
+@pytest.mark.parametrize(("setting", "loop"), [(None, "uvloop"), ("auto", "uvloop"),
+                                              ("asyncio", "asyncio")])
+async def test_serve_runs_on_uvloop_unless_the_setting_says_asyncio(
+        start_sidecar: Start, client: aiohttp.ClientSession, setting: str | None,
+        loop: str) -> None:
+    server = {} if setting is None else {"event_loop": setting}
+    sidecar = await start_sidecar(server=server)
+    async with client.post(sidecar.url + "/token", headers=FORM,
+                           data="grant_type=client_credentials&client_id=c") as response:
+        assert response.status == 200
+    serving = [line for line in log_lines(sidecar) if "event_loop" in line]
+    assert [line["event_loop"] for line in serving] == [loop]
+    assert serving[0]["message"].startswith(f"serving on 127.0.0.1:{sidecar.port}")
+
+
 async def test_sigterm_lets_a_request_in_flight_finish(
         start_sidecar: Start, client: aiohttp.ClientSession,
         upstream: RecordingUpstream) -> None:
