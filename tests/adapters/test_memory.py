@@ -10,7 +10,7 @@ import tracemalloc
 import pytest
 
 from sidecar.adapters import MemoryStore, open_store
-from sidecar.ports import ReplayStore, StoreFullError
+from sidecar.ports import StoreFullError
 from sidecar.settings import StoreSettings
 from tests.support.fakes import FakeClock
 
@@ -23,10 +23,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store(clock: FakeClock) -> MemoryStore:
     return MemoryStore(max_entries=1000, prefix="t:", clock=clock)
-
-
-def test_is_a_replay_store(store: MemoryStore) -> None:
-    _: ReplayStore = store  # checked by mypy when the tests are type-checked
 
 
 async def test_first_use_then_replay(store: MemoryStore) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.adapters import RedisStore, open_store
@@ -156,7 +156,18 @@ async def test_two_replicas_race_and_one_wins(
     assert all(r.count(True) == 1 for r in per_value)
 
 
-async def test_ping(store: RedisStore) -> None:
+async def test_ping_says_whether_redis_answers(
+    make_store: MakeStore, redis_server: RedisServer
+) -> None:
+    # What /readyz reports: ready while Redis answers, not ready while it does not.
+    store = make_store(redis_server.url, **PRODUCTION)
+    await store.ping()
+    redis_server.pause()
+    try:
+        with pytest.raises(StoreError, match="Timeout"):
+            await asyncio.wait_for(store.ping(), NO_HANG)
+    finally:
+        redis_server.resume()
     await store.ping()
 
 
@@ -180,7 +191,9 @@ async def test_close_closes_the_pool(
 
 
 def pool_settings(store: RedisStore) -> tuple[object, ...]:
-    pool: Any = store._client.connection_pool
+    assert isinstance(store._client, Redis)
+    pool = store._client.connection_pool
+    assert isinstance(pool, BlockingConnectionPool)  # a burst waits for a connection
     kwargs = pool.connection_kwargs
     return (kwargs["socket_connect_timeout"], kwargs["socket_timeout"], pool.timeout,
             pool.max_connections)
@@ -351,7 +364,7 @@ async def test_a_reply_that_came_while_the_loop_was_busy_is_not_a_timeout(
     connection = FairConnection(host=redis_server_session.host,
                                 port=redis_server_session.port, socket_timeout=0.1)
     try:
-        await connection.connect()
+        await connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it bare
         await connection.send_command("EVAL", ANSWER_IN_10_MS, 0)
         # While the read waits, the loop turns to other work for 0.3 s (CPU-bound, as a burst
         # of requests is): the reply arrives after 10 ms, the read's timer expires after
@@ -366,7 +379,7 @@ async def test_a_reply_that_never_comes_is_a_timeout(redis_server: RedisServer) 
     connection = FairConnection(host=redis_server.host, port=redis_server.port,
                                 socket_timeout=0.1)
     try:
-        await connection.connect()
+        await connection.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it bare
         redis_server.pause()
         try:
             await connection.send_command("PING")

@@ -142,8 +142,6 @@ async def start_app(app: web.Application, host: str = "127.0.0.1",
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]  # the port the system chose when `port` is 0
     return runner, f"http://{host}:{port}"
 
