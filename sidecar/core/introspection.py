@@ -87,11 +87,16 @@ def add_binding(answer: dict[str, Any], binding: AccessBinding) -> Introspection
 
 def revoked_by_owner(binding: AccessBinding, authorization: str | None,
                      params: FormParams) -> bool:
-    """The revocation's caller presented the client id the token was issued to (RFC 7009
+    """The revocation's caller authenticated as the client the token was issued to (RFC 7009
     §2.1: a server revokes only the caller's own tokens, and answers 200 either way). The
-    upstream authenticated the caller; the sidecar only compares who it says it is."""
+    upstream checked the credentials; the sidecar compares whom they name. A bare client_id
+    is not enough: a server that does not revoke access tokens still answers 200 (§2.1
+    makes that support a SHOULD), so whoever held a stolen token and its public client's id
+    could strip the binding and use the token as a bearer token. A public client's binding
+    expires with its token instead."""
     if not binding.client_id:
         return False
     credentials = extract_client_credentials(authorization, params, has_certificate=False,
                                              realm="")
-    return not isinstance(credentials, OAuthError) and credentials.client_id == binding.client_id
+    return (not isinstance(credentials, OAuthError) and credentials.method != "none"
+            and credentials.client_id == binding.client_id)
