@@ -25,7 +25,6 @@ from sidecar.core.attestation import (
     CHALLENGE_PURPOSE,
     LEGACY_ASSERTION_TYPE,
     AttestationPolicy,
-    AttestationSettings,
     AttestedClient,
     attestation_mode,
     authenticate_with_attestation,
@@ -46,7 +45,7 @@ from sidecar.core.nonces import WindowedHmac
 from sidecar.core.registry import Client, Registry
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
-from sidecar.settings import ConfigError, DpopSettings
+from sidecar.settings import AttestationSettings, ConfigError, DpopSettings
 from tests.support.fakes import FakeClock, ScriptedFetcher
 
 AS_ISSUER = "https://as.example.com"

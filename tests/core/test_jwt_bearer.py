@@ -165,7 +165,7 @@ async def test_signature_and_algorithms(env: Env) -> None:
     await env.refused(grant(b"a shared secret of sufficient length!!", "HS256"),
                       "jwt_bearer.bad_alg")
     unsigned = jwt.encode({"iss": IDP, "sub": "a", "aud": ENDPOINT, "exp": int(NOW) + 60},
-                          None, algorithm="none")
+                          "", algorithm="none")  # "": PyJWT's "no key"
     await env.refused(unsigned + "AAAA", "jwt_bearer.bad_alg")
     await env.refused(unsigned, "jwt_bearer.malformed")
     # The RSA issuer allows RS256 only.

@@ -630,7 +630,7 @@ def test_unforeseen_library_error_is_still_invalid_request(
         raise TypeError("boom")
 
     value = pem_of(pki.leaf_der)
-    monkeypatch.setattr(mtls.x509, "load_der_x509_certificate", explode)
+    monkeypatch.setattr(x509, "load_der_x509_certificate", explode)  # the module mtls calls
     mtls._parse_cached.cache_clear()
     try:
         result = parse_client_certificate(value, "pem")
