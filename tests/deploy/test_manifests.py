@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]  # no stubs, no py.typed
 import pytest
 import trustme
 import yaml

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.adapters.redis import RedisStore
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.runtime import STATE
 from sidecar.logs import FIELDS_ATTRIBUTE
+from sidecar.ports import ReplayStore
 from tests.conftest import TOKEN_URL_PUBLIC, make_settings
 from tests.support.dpop import DpopKey
 from tests.support.raw_http import send_raw
@@ -28,17 +32,20 @@ CC = "grant_type=client_credentials&client_id=app"
 class Pair:
     token_url: str
     admin_url: str
-    app: object
+    app: web.Application
+
+
+PairFactory = Callable[..., Awaitable[Pair]]
 
 
 @pytest.fixture
-async def pair_factory(upstream: RecordingUpstream) -> AsyncIterator[object]:
+async def pair_factory(upstream: RecordingUpstream) -> AsyncIterator[PairFactory]:
     runners = []
 
-    async def start(**kwargs: object) -> Pair:
-        store = kwargs.pop("replay_store", None)
-        settings = make_settings(upstream.url, **kwargs)  # type: ignore[arg-type]
-        app = build_app(settings, store=store)  # type: ignore[arg-type]
+    async def start(replay_store: ReplayStore | None = None,
+                    **sections: dict[str, Any]) -> Pair:
+        settings = make_settings(upstream.url, **sections)
+        app = build_app(settings, store=replay_store)
         runner, url = await start_app(app)
         admin_runner, admin_url = await start_app(build_admin_app(app))
         runners.extend([runner, admin_runner])
@@ -50,21 +57,24 @@ async def pair_factory(upstream: RecordingUpstream) -> AsyncIterator[object]:
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    found = {}
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
 
 
-async def scrape(client: aiohttp.ClientSession, pair: Pair) -> dict:  # type: ignore[type-arg]
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(client: aiohttp.ClientSession, pair: Pair) -> Samples:
     async with client.get(pair.admin_url + "/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
         return samples(await response.text())
 
 
-async def test_health_endpoints(client: aiohttp.ClientSession, pair_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_health_endpoints(client: aiohttp.ClientSession, pair_factory: PairFactory) -> None:
     pair = await pair_factory()
     for path in ("/livez", "/healthz", "/startupz", "/readyz"):
         async with client.get(pair.admin_url + path) as response:
@@ -77,15 +87,16 @@ async def test_health_endpoints(client: aiohttp.ClientSession, pair_factory) -> 
         assert response.status == 200
 
 
-async def test_admin_paths_are_not_on_the_token_port(client: aiohttp.ClientSession,
-                                                     pair_factory, upstream) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_paths_are_not_on_the_token_port(
+        client: aiohttp.ClientSession, pair_factory: PairFactory,
+        upstream: RecordingUpstream) -> None:
     pair = await pair_factory()
     async with client.get(pair.token_url.replace("/token", "/metrics")) as response:
         assert response.status == 200  # the upstream's answer: passed through
     assert upstream.last.path == "/metrics"
 
 
-async def test_readyz_reports_the_store(client: aiohttp.ClientSession, pair_factory,  # type: ignore[no-untyped-def]
+async def test_readyz_reports_the_store(client: aiohttp.ClientSession, pair_factory: PairFactory,
                                         redis_server: RedisServer) -> None:
     store = RedisStore.from_url(redis_server.url, "ready:")
     pair = await pair_factory(replay_store=store)
@@ -101,7 +112,7 @@ async def test_readyz_reports_the_store(client: aiohttp.ClientSession, pair_fact
     await store.close()
 
 
-async def test_request_metrics(client: aiohttp.ClientSession, pair_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_request_metrics(client: aiohttp.ClientSession, pair_factory: PairFactory) -> None:
     pair = await pair_factory()
     proof = DpopKey().proof(TOKEN_URL_PUBLIC)
     for body, headers in [(CC, {}), (CC, {"DPoP": proof}), (CC, {"DPoP": proof}),
@@ -137,7 +148,7 @@ async def test_request_metrics(client: aiohttp.ClientSession, pair_factory) -> N
     assert not any("magic" in str(labels) for _, labels in found)
 
 
-async def test_store_errors_are_counted(client: aiohttp.ClientSession, pair_factory,  # type: ignore[no-untyped-def]
+async def test_store_errors_are_counted(client: aiohttp.ClientSession, pair_factory: PairFactory,
                                         redis_server: RedisServer) -> None:
     store = RedisStore.from_url(redis_server.url, "errors:")
     pair = await pair_factory(replay_store=store)
@@ -154,7 +165,7 @@ async def test_store_errors_are_counted(client: aiohttp.ClientSession, pair_fact
 
 
 async def test_refused_request_targets_are_counted(client: aiohttp.ClientSession,
-                                                   pair_factory) -> None:  # type: ignore[no-untyped-def]
+                                                   pair_factory: PairFactory) -> None:
     pair = await pair_factory()
     base = pair.token_url.removesuffix("/token")
     for target in ("/a/../b", "/token%2F", "/x%2fy", "http://as.example.com/token",
@@ -186,7 +197,7 @@ async def test_refused_request_targets_are_counted(client: aiohttp.ClientSession
      "grant.unsupported"),
 ], ids=["pkce", "scope", "resource", "certificate-header", "unknown-grant", "crlf"])
 async def test_grant_level_refusals_carry_the_grant_type_presented(
-        client: aiohttp.ClientSession, pair_factory, caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+        client: aiohttp.ClientSession, pair_factory: PairFactory, caplog: pytest.LogCaptureFixture,
         case: tuple[str, dict[str, str], str, str | None]) -> None:
     body, headers, grant_type, result_code = case
     caplog.set_level(logging.INFO, logger="token_sidecar.access")
@@ -203,8 +214,10 @@ async def test_grant_level_refusals_carry_the_grant_type_presented(
                if name == "token_sidecar_requests_total"}
     known = grant_type in ("authorization_code", "client_credentials")
     assert counted == {grant_type if known else "other"}
-async def test_client_id_label_takes_only_registered_ids(client: aiohttp.ClientSession,
-                                                         pair_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+
+
+async def test_client_id_label_takes_only_registered_ids(
+        client: aiohttp.ClientSession, pair_factory: PairFactory, tmp_path: Path) -> None:
     registry = tmp_path / "clients.toml"
     registry.write_text('[[clients]]\nclient_id = "app"\ntoken_endpoint_auth_method = "none"\n'
                         'grant_types = ["authorization_code"]\n')
@@ -231,7 +244,7 @@ async def dpop_statuses(client: aiohttp.ClientSession, pair: Pair,
 
 
 async def test_a_full_memory_store_that_evicts_is_counted(client: aiohttp.ClientSession,
-                                                         pair_factory) -> None:  # type: ignore[no-untyped-def]
+                                                         pair_factory: PairFactory) -> None:
     pair = await pair_factory(store={"memory_max_entries": 2})
     key = DpopKey()
     first, *others = [key.proof(TOKEN_URL_PUBLIC) for _ in range(3)]
@@ -244,7 +257,7 @@ async def test_a_full_memory_store_that_evicts_is_counted(client: aiohttp.Client
 
 @pytest.mark.parametrize("failure_mode", ["closed", "open"])
 async def test_a_full_memory_store_that_refuses_never_accepts_a_replay(
-        client: aiohttp.ClientSession, pair_factory, upstream: RecordingUpstream,  # type: ignore[no-untyped-def]
+        client: aiohttp.ClientSession, pair_factory: PairFactory, upstream: RecordingUpstream,
         failure_mode: str) -> None:
     pair = await pair_factory(store={"memory_max_entries": 2, "memory_when_full": "refuse",
                                      "failure_mode": failure_mode})

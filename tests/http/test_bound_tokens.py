@@ -228,7 +228,9 @@ async def test_the_binding_lives_as_long_as_the_token(
     await token(client, sidecar, {"DPoP": DpopKey().proof(TOKEN_URL_PUBLIC)})
     (key,) = raw.keys("ttl:access:*")
     assert 3_590_000 < raw.pttl(key) <= 3_600_000  # expires_in of the answer
-    stored = json.loads(raw.get(key))
+    value = raw.get(key)
+    assert isinstance(value, bytes)
+    stored = json.loads(value)
     assert set(stored) == {"jkt", "client_id", "scope", "exp"}
     raw.delete(key)
     opaque_as.expires_in = None

@@ -101,7 +101,9 @@ def registry_text(world_dir: Path, signer_key: ec.EllipticCurvePrivateKey,
                   "x5c": [base64.b64encode(device_cert.public_bytes(
                       serialization.Encoding.DER)).decode()]}
     device_jwk.pop("alg")
-    device_jwk.update(json.loads(ECAlgorithm.to_jwk(device_cert.public_key())))
+    device_public = device_cert.public_key()
+    assert isinstance(device_public, ec.EllipticCurvePublicKey)
+    device_jwk.update(json.loads(ECAlgorithm.to_jwk(device_public)))
     return f"""
 [[clients]]
 client_id = "billing"

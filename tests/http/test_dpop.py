@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 import redis
+from multidict import CIMultiDictProxy
 
 from sidecar.adapters.redis import RedisStore
 from sidecar.ports import store_key
@@ -23,10 +25,11 @@ NONCE_SECRET = "a-nonce-secret-that-is-long-enough-0123456789"
 
 async def post(client: aiohttp.ClientSession, sidecar: Sidecar, body: str,
                headers: dict[str, str] | None = None,
-               path: str | None = None) -> tuple[int, aiohttp.typedefs.LooseHeaders, dict]:  # type: ignore[type-arg]
+               path: str | None = None) -> tuple[int, CIMultiDictProxy[str], dict[str, Any]]:
     url = sidecar.url + (path or sidecar.settings.server.token_path)
     async with client.post(url, data=body, headers={**FORM, **(headers or {})}) as response:
-        return response.status, response.headers, await response.json()
+        answer: dict[str, Any] = await response.json()
+        return response.status, response.headers, answer
 
 
 async def test_accepted_proof_binds_the_token_to_the_key(client: aiohttp.ClientSession,

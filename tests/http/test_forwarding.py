@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import socket
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -170,7 +171,7 @@ async def test_fifty_megabytes_stream_through(client: aiohttp.ClientSession,
                                               sidecar: Sidecar) -> None:
     size = 50 * 1024 * 1024
 
-    async def body():  # type: ignore[no-untyped-def]
+    async def body() -> AsyncIterator[bytes]:
         block = b"y" * 65536
         for _ in range(size // len(block)):
             yield block

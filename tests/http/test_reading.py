@@ -3,6 +3,8 @@ type, body limit, strict form parsing."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 import pytest
 
@@ -75,7 +77,7 @@ async def test_chunked_body_over_the_limit_is_413(client: aiohttp.ClientSession,
                                                   sidecar_factory: SidecarFactory) -> None:
     sidecar = await sidecar_factory(server={"max_body_bytes": 100})
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         yield b"grant_type=client_credentials&scope="
         for _ in range(10):
             yield b"a" * 50
