@@ -53,20 +53,17 @@ from sidecar import errors
 from sidecar.core.client_auth import ClientCredentials
 from sidecar.core.client_authn import TLS_METHODS, AuthenticatedClient
 from sidecar.core.dpop import NONCE_HEADER, DpopProof
-from sidecar.core.jwk import JwkError, PublicKeyInfo, public_key
-from sidecar.core.jwks import (
+from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
+from sidecar.core.jose.compact import CompactJws, parse_compact_jws
+from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
-    CompactJws,
     JwkEntry,
     JwksError,
     JwksSource,
-    TimeRules,
-    audience_matches,
-    check_times,
-    parse_compact_jws,
     select_keys,
     verify_signature,
 )
+from sidecar.core.jose.keys import JwkError, PublicKeyInfo, public_key
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.registry import Client, Registry, TableReader, read_table_array
 from sidecar.errors import OAuthError

@@ -37,18 +37,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sidecar import errors
 from sidecar.core.client_auth import ClientCredentials, basic_challenge
-from sidecar.core.jwks import (
+from sidecar.core.jose.algorithms import HMAC_ALGORITHMS, hmac_key_long_enough
+from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
+from sidecar.core.jose.compact import CompactJws, parse_compact_jws
+from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
-    HMAC_ALGORITHMS,
-    CompactJws,
     JwkEntry,
     JwksError,
     JwksSource,
-    TimeRules,
-    audience_matches,
-    check_times,
-    hmac_key_long_enough,
-    parse_compact_jws,
     select_keys,
     verify_hmac,
     verify_signature,

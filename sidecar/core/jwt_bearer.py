@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from sidecar import errors
-from sidecar.core.jwks import (
+from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
+from sidecar.core.jose.compact import parse_compact_jws
+from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
     JwkEntry,
     JwksError,
     JwksSource,
-    TimeRules,
-    audience_matches,
-    check_times,
-    parse_compact_jws,
     select_keys,
     verify_signature,
 )

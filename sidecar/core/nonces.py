@@ -26,7 +26,7 @@ import math
 import re
 from typing import Final
 
-from sidecar.core.jwk import b64url_encode
+from sidecar.core.jose.compact import b64url_encode
 
 TOKEN_LENGTH: Final = 43  # base64url of 32 bytes, no padding
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{43}")

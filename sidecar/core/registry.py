@@ -33,14 +33,8 @@ from cryptography import x509
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
-from sidecar.core.jwks import (
-    ASYMMETRIC_ALGORITHMS,
-    HMAC_ALGORITHMS,
-    JwkEntry,
-    JwksError,
-    hmac_key_long_enough,
-    parse_jwks,
-)
+from sidecar.core.jose.algorithms import HMAC_ALGORITHMS, hmac_key_long_enough
+from sidecar.core.jose.key_sets import ASYMMETRIC_ALGORITHMS, JwkEntry, JwksError, parse_jwks
 from sidecar.settings import GRANT_TYPES, ConfigError
 
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from typing import Final
 
 import argon2
 
-from sidecar.core.jwk import BoundedCache
+from sidecar.core.bounded_cache import BoundedCache
 from sidecar.core.registry import Client
 
 DEFAULT_CACHE_SIZE: Final = 10_000

@@ -17,7 +17,7 @@ from sidecar.core.client_auth import ClientCredentials
 from sidecar.core.client_authn import AuthenticatedClient, dpop_nonce_required
 from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult
-from sidecar.core.jwks import JwksSource
+from sidecar.core.jose.key_sets import JwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.policy import Policy
 from sidecar.core.secrets import SecretVerifier
