@@ -10,6 +10,11 @@
 -- is never sent twice: when a thread runs out it wraps around (the sidecar then answers
 -- 400 for the replays) and counts it, and bench/run.py rejects the run.
 -- done() prints one line "BENCH_RESULT {json}" that bench/run.py parses.
+--
+-- A second argument, a number of milliseconds, makes every connection wait that long after
+-- each answer before its next request (wrk's delay()): N connections then send about
+-- N / (delay + latency) requests per second, a fixed rate below saturation (bench/run.py's
+-- latency row; wrk2 is not packaged in Debian).
 
 local BODY = "grant_type=client_credentials&client_id=bench-client"
 local FORM = "application/x-www-form-urlencoded"
@@ -28,8 +33,14 @@ local count = 0
 local position = 1
 exhausted = 0
 
+local pause_ms = nil
+
 function init(args)
    local path = args[1] or "-"
+   pause_ms = tonumber(args[2] or "")
+   if pause_ms ~= nil then
+      delay = function() return pause_ms end
+   end
    local path_of_url = wrk.path
    if path == "-" then
       wrk.method = "POST"

@@ -28,6 +28,9 @@ ROOT = BENCH.parent
 UPSTREAM_BODY = ('{"access_token":"bench-access-token-0123456789abcdef","token_type":"Bearer",'
               '"expires_in":3600,"scope":"read"}')
 _READY_TIMEOUT_SECONDS = 15.0
+# The fixed-rate runs: every connection waits this long after an answer (whole ms: wrk's
+# delay() takes milliseconds), so the rate is set by the number of connections.
+PACE_MS = 10
 
 
 def free_port() -> int:
@@ -42,7 +45,7 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TOKEN_SIDECAR_")}
 
 
-def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
+def pinned(cpu: int | str | None, argv: Sequence[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv] if cpu is not None else list(argv)
 
 
@@ -300,18 +303,30 @@ class Load:
     connections: int
     threads: int
 
-    def argv(self, url: str, seconds: float, proofs: Path | None) -> list[str]:
+    def argv(self, url: str, seconds: float, proofs: Path | None,
+             rate: float | None = None) -> list[str]:
         target = str(proofs) if proofs else "-"
         if self.tool == "wrk":
+            connections, pause = (self.connections, []) if rate is None else \
+                self.paced(rate)
             return pinned(self.cpu, [
-                "wrk", "-t", str(self.threads), "-c", str(self.connections),
+                "wrk", "-t", str(self.threads), "-c", str(connections),
                 "-d", f"{seconds:g}s", "--timeout", "5s", "-s", str(BENCH / "dpop.lua"),
-                url, "--", target])
+                url, "--", target, *pause])
+        if rate is not None:
+            raise BenchError("a fixed request rate needs wrk (apt-get install wrk)")
         return pinned(self.cpu, [sys.executable, str(BENCH / "pyload.py"), url,
                                  str(self.connections), f"{seconds:g}", target])
 
-    def run(self, url: str, seconds: float, proofs: Path | None) -> dict[str, object]:
-        completed = subprocess.run(self.argv(url, seconds, proofs), capture_output=True,
+    @staticmethod
+    def paced(rate: float) -> tuple[int, list[str]]:
+        """Connections and the pause after each answer (dpop.lua) for about `rate` req/s:
+        each connection sends one request every PACE_MS (plus the answer's latency)."""
+        return max(1, round(rate * PACE_MS / 1000)), [str(PACE_MS)]
+
+    def run(self, url: str, seconds: float, proofs: Path | None,
+            rate: float | None = None) -> dict[str, object]:
+        completed = subprocess.run(self.argv(url, seconds, proofs, rate), capture_output=True,
                                    text=True, timeout=seconds + 120, check=False, cwd=ROOT)
         for line in completed.stdout.splitlines():
             if line.startswith("BENCH_RESULT "):

@@ -24,9 +24,10 @@ _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)
 
 # (stage, file suffix, function names or None for any). The innermost matching frame wins.
 COMPONENTS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
-    ("DPoP: ECDSA verify (cryptography)", "sidecar/core/dpop.py", ("verify",)),
-    ("DPoP: rest of validate_proof", "sidecar/core/dpop.py", None),
-    ("DPoP: JWK/base64 helpers", "sidecar/core/jwk.py", None),
+    # "sidecar/core/dpop" and ".../jwk": a module or a package of that name.
+    ("DPoP: ECDSA verify (cryptography)", "sidecar/core/dpop", ("verify",)),
+    ("DPoP: rest of validate_proof", "sidecar/core/dpop", None),
+    ("DPoP: JWK/base64 helpers", "sidecar/core/jwk", None),
     ("store: redis-py", "redis/", None),
     ("store: adapter (memory/redis)", "sidecar/adapters/", None),
     ("store: store_key sha256", "sidecar/ports.py", None),
@@ -46,7 +47,10 @@ COMPONENTS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("handler: sidecar/http/token.py itself", "sidecar/http/token.py", None),
     ("plain pass-through handler", "plain_proxy.py", None),
     ("aiohttp server (protocol, request, response, writer)", "aiohttp/", None),
-    ("asyncio event loop + socket transports (incl. send/recv syscalls)", "asyncio/", None),
+    # uvloop is compiled: its loop, sockets and syscalls have no Python frame of their own, so
+    # py-spy charges them to the outermost frame, asyncio/runners.py: this stage.
+    ("event loop + socket transports (asyncio, or uvloop natively; incl. send/recv syscalls)",
+     "asyncio/", None),
 )
 
 
