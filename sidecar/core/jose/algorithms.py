@@ -10,7 +10,7 @@ The fast path. ES256 verification is hand-written over `cryptography`: the JWS s
 `VerifiedHeaders` keeps a header that carries its own key (DPoP's `jwk`) - key object and
 thumbprint included - once a signature made with it has verified, so that the next proof of
 the same client costs one lookup, not a JWK parse. Unsigned or garbage headers never enter
-it. Both are pinned by the vectors of `tests/core/jose/test_algorithms.py`.
+it. Both are pinned today by the DPoP vectors of `tests/conformance/test_rfc9449.py`.
 """
 
 from __future__ import annotations
