@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sidecar.core.resource.token_facts import TokenFacts
 
 
 class Clock(Protocol):
@@ -58,6 +61,22 @@ class ReplayStore(Protocol):
         ...
 
     async def close(self) -> None:
+        ...
+
+
+class SourceUnavailableError(Exception):
+    """A token source (the authorization server's JWKS or introspection endpoint) could not
+    answer. The resource side fails closed on it (503), never treats it as "not bound"."""
+
+
+class TokenFactsSource(Protocol):
+    """One source of facts about an access token: its recorded binding, its JWT claims, or
+    the upstream's introspection answer (`sidecar.core.resource.token_facts`)."""
+
+    async def facts(self, access_token: str) -> TokenFacts | None:
+        """The token's facts, or None when this source does not know it (not a JWT, not
+        recorded, inactive). Raises SourceUnavailableError (or StoreError) when it cannot
+        answer."""
         ...
 
 
