@@ -223,6 +223,8 @@ async def test_an_api_that_cannot_be_reached_is_502(
     try:
         async with client.get(url + API_PATH, headers={"Authorization": "Bearer x"}) as response:
             assert response.status == 502
+            assert (await response.json())["error_description"] == \
+                "The API could not be reached."
     finally:
         await runner.cleanup()
 
