@@ -49,14 +49,6 @@ Start = Callable[..., Awaitable[Deployment]]
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[RecordingUpstream]:
-    recorder = RecordingUpstream()
-    runner, recorder.url = await start_app(recorder.app())
-    yield recorder
-    await runner.cleanup()
-
-
-@pytest.fixture
 async def deploy(upstream: RecordingUpstream, api: RecordingUpstream
                  ) -> AsyncIterator[Start]:
     runners: list[web.AppRunner] = []
