@@ -19,11 +19,17 @@ The fields are those of the reference token API (`parameters`, `clientId`, `clie
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
 from sidecar.core.decision_api.fields import FieldError, Fields
+from sidecar.core.form import parse_form
+from sidecar.core.htu import normalize_htu
+from sidecar.core.policy import Policy
+from sidecar.errors import OAuthError
+from sidecar.model import TokenRequest
 
 MAX_PARAMETERS_LENGTH: Final = 65536
 MAX_HEADER_LENGTH: Final = 16384
@@ -129,3 +135,36 @@ def read_token_call(fields: Fields) -> TokenCall | FieldError:
 
 def _opt_text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def token_request_of(call: TokenCall) -> TokenRequest | OAuthError:
+    """The `TokenRequest` the proxy would have read from the same HTTP request; the form is
+    read by the proxy's own strict reader, so its refusals are the proxy's."""
+    body = call.parameters.encode("utf-8")
+    parameters = parse_form(body)
+    if isinstance(parameters, OAuthError):
+        return parameters
+    return TokenRequest(
+        method=call.htm,
+        parameters=parameters,
+        authorization=call.basic_authorization(),
+        client_cert_header=call.certificate_pem(),
+        dpop=(call.dpop,) if call.dpop is not None else (),
+        attestation=(call.attestation,) if call.attestation is not None else (),
+        attestation_pop=(call.attestation_pop,) if call.attestation_pop is not None else (),
+        body=body,
+    )
+
+
+def policy_for_call(policy: Policy, call: TokenCall) -> Policy | FieldError:
+    """The policy the proxy decides with, as this call adjusts it: the certificate is PEM,
+    and `dpopNonceRequired` can require a nonce (never waive one the settings require).
+
+    `htu` is checked, not adopted: a proof is only ever valid for this server's own token
+    endpoint (`server.public_token_endpoint`, `dpop.htu_aliases`; RFC 9449 §4.3 step 9), so
+    a call naming another URL is a mistake to report, not a target to trust."""
+    if call.htu is not None and normalize_htu(call.htu) not in policy.dpop.htu_targets:
+        return FieldError("htu is not this server's token endpoint "
+                          "(server.public_token_endpoint or one of dpop.htu_aliases).")
+    return dataclasses.replace(policy, cert_format="pem",
+                               nonce_required=policy.nonce_required or call.dpop_nonce_required)
