@@ -27,13 +27,14 @@ from aiohttp import web
 
 from sidecar.core.policy import Policy
 from sidecar.http.app import build_admin_app, build_app
+from sidecar.http.decision_api import ApiKeys, build_api_app
 from sidecar.http.runtime import STATE
 from sidecar.http.server import SidecarRunner
 from sidecar.logs import FIELDS_ATTRIBUTE, configure_logging
-from sidecar.settings import ConfigError, Settings, load_settings
+from sidecar.settings import ConfigError, Settings, load_settings, read_secret_lines
 
 log = logging.getLogger("token_sidecar.serve")
-_RESTART_ONLY = ("listen", "admin_listen", "workers", "event_loop")
+_RESTART_ONLY = ("listen", "admin_listen", "api_listen", "workers", "event_loop")
 # Descriptors besides connections: listeners, the event loop, logs, registry and JWKS fetches.
 _SPARE_DESCRIPTORS = 64
 
@@ -53,22 +54,39 @@ async def serve(settings: Settings, config_path: str | None = None,
     app = build_app(settings)
     reuse_port = settings.server.workers > 1 or None
     token_runner = SidecarRunner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
-    admin_runner = web.AppRunner(build_admin_app(app), access_log=None)
-    await token_runner.setup()
-    await admin_runner.setup()
+    runners: list[tuple[web.BaseRunner, str]] = [
+        (token_runner, settings.server.listen),
+        (web.AppRunner(build_admin_app(app), access_log=None), settings.server.admin_listen),
+        *_api_runner(app, settings),
+    ]
+    for runner, _ in runners:
+        await runner.setup()
     try:
-        host, port = split_listen(settings.server.listen)
-        await web.TCPSite(token_runner, host, port, reuse_port=reuse_port).start()
-        admin_host, admin_port = split_listen(settings.server.admin_listen)
-        await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
+        for runner, listen in runners:
+            host, port = split_listen(listen)
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
         _log_serving(settings)
         await _until_stopped(app, config_path, supervisor_pid, started)
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
     finally:
-        await token_runner.cleanup()
-        await admin_runner.cleanup()
+        for runner, _ in runners:
+            await runner.cleanup()
     log.info("stopped")
+
+
+def _api_runner(app: web.Application, settings: Settings) -> list[tuple[web.BaseRunner, str]]:
+    """The decision API's listener, when `server.api_listen` is set. Its keys are read before
+    anything listens: without one it does not start (ConfigError)."""
+    if not settings.server.api_listen:
+        return []
+    try:
+        keys = ApiKeys(read_secret_lines(settings.api.key_file))
+    except OSError as exc:
+        raise ConfigError([f"api.key_file: cannot read {settings.api.key_file}: "
+                           f"{exc.strerror}"]) from exc
+    api = build_api_app(app, keys, settings.api.max_body_bytes)
+    return [(web.AppRunner(api, access_log=None), settings.server.api_listen)]
 
 
 def _log_serving(settings: Settings) -> None:

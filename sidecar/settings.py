@@ -183,6 +183,9 @@ DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "PS256", "PS38
 class ServerSettings:
     listen: str = key("0.0.0.0:8080", _listen)
     admin_listen: str = key("0.0.0.0:9090", _listen)
+    # The decision API (README "Calling instead of proxying"): off when empty; never the
+    # token or the admin port.
+    api_listen: str = key("", lambda value: _listen(value) if value else None)
     token_path: str = key("/token", _path)
     # "lenient": a spelling of a guarded path that a lenient upstream routes the same
     # (/TOKEN, /token/) is validated as that path; "exact": such a spelling is refused.
@@ -395,6 +398,17 @@ class MetadataSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ApiSettings:
+    """The decision API on `server.api_listen`: who may call it and how much they may send."""
+
+    # One key a line (blank lines and # comments ignored), each at least 32 characters; a
+    # caller presents one as `Authorization: Bearer <key>`. Rotate by adding the new key,
+    # then removing the old one, as for nonce secrets.
+    key_file: str = key("", path=True)
+    max_body_bytes: int = key(262144, _positive)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
     # Client ids as a label: only for a registry small enough to keep series bounded.
     client_id_label: bool = key(False)
@@ -417,6 +431,7 @@ class Settings:
     metadata: MetadataSettings = field(default_factory=lambda: _defaults(MetadataSettings))
     attestation: AttestationSettings = field(
         default_factory=lambda: _defaults(AttestationSettings))
+    api: ApiSettings = field(default_factory=lambda: _defaults(ApiSettings))
     # Not a key: the directory of the file the settings came from; relative paths in it
     # are resolved against this directory.
     base_dir: str = "."
@@ -556,6 +571,12 @@ def _cross_checks(settings: Settings) -> list[str]:
                         f"({settings.store.max_connections})")
     if settings.server.listen == settings.server.admin_listen:
         problems.append("server.admin_listen: must differ from server.listen")
+    if settings.server.api_listen in (settings.server.listen, settings.server.admin_listen):
+        problems.append("server.api_listen: must differ from server.listen and "
+                        "server.admin_listen")
+    if settings.server.api_listen and not settings.api.key_file:
+        # The API decides who gets tokens: it never listens without a key.
+        problems.append("api.key_file: required when server.api_listen is set")
     if settings.dpop.nonce_required and not settings.dpop.nonce_secret_file:
         problems.append("dpop.nonce_required: needs dpop.nonce_secret_file")
     problems.extend(_path_clashes(settings))
