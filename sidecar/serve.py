@@ -27,11 +27,11 @@ from aiohttp import web
 
 from sidecar.core.policy import Policy
 from sidecar.http.app import build_admin_app, build_app
-from sidecar.http.decision_api import ApiKeys, build_api_app
+from sidecar.http.decision_api import api_keys_of, build_api_app
 from sidecar.http.runtime import STATE
 from sidecar.http.server import SidecarRunner
 from sidecar.logs import FIELDS_ATTRIBUTE, configure_logging
-from sidecar.settings import ConfigError, Settings, load_settings, read_secret_lines
+from sidecar.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("token_sidecar.serve")
 _RESTART_ONLY = ("listen", "admin_listen", "api_listen", "workers", "event_loop")
@@ -78,13 +78,9 @@ async def serve(settings: Settings, config_path: str | None = None,
 def _api_runner(app: web.Application, settings: Settings) -> list[tuple[web.BaseRunner, str]]:
     """The decision API's listener, when `server.api_listen` is set. Its keys are read before
     anything listens: without one it does not start (ConfigError)."""
-    if not settings.server.api_listen:
+    keys = api_keys_of(settings)
+    if keys is None:
         return []
-    try:
-        keys = ApiKeys(read_secret_lines(settings.api.key_file))
-    except OSError as exc:
-        raise ConfigError([f"api.key_file: cannot read {settings.api.key_file}: "
-                           f"{exc.strerror}"]) from exc
     api = build_api_app(app, keys, settings.api.max_body_bytes)
     return [(web.AppRunner(api, access_log=None), settings.server.api_listen)]
 

@@ -569,9 +569,11 @@ def _cross_checks(settings: Settings) -> list[str]:
     if settings.store.warm_connections > settings.store.max_connections:
         problems.append("store.warm_connections: must not exceed store.max_connections "
                         f"({settings.store.max_connections})")
-    if settings.server.listen == settings.server.admin_listen:
+    server = settings.server
+    if _same_socket(server.listen, server.admin_listen):
         problems.append("server.admin_listen: must differ from server.listen")
-    if settings.server.api_listen in (settings.server.listen, settings.server.admin_listen):
+    if server.api_listen and (_same_socket(server.api_listen, server.listen)
+                              or _same_socket(server.api_listen, server.admin_listen)):
         problems.append("server.api_listen: must differ from server.listen and "
                         "server.admin_listen")
     if settings.server.api_listen and not settings.api.key_file:
@@ -581,6 +583,19 @@ def _cross_checks(settings: Settings) -> list[str]:
         problems.append("dpop.nonce_required: needs dpop.nonce_secret_file")
     problems.extend(_path_clashes(settings))
     return problems
+
+
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")  # noqa: S104 - names, not a bind
+
+
+def _same_socket(one: str, other: str) -> bool:
+    """Two listen addresses that cannot both be bound: equal, or one port where either host
+    is a wildcard (0.0.0.0:8080 takes 127.0.0.1:8080 too)."""
+    if one == other:
+        return True
+    host, _, port = one.rpartition(":")
+    other_host, _, other_port = other.rpartition(":")
+    return port == other_port and (host in _WILDCARD_HOSTS or other_host in _WILDCARD_HOSTS)
 
 
 def _path_clashes(settings: Settings) -> list[str]:

@@ -37,6 +37,7 @@ from sidecar.http.runtime import STATE, SidecarState
 from sidecar.http.token import request_id_of
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.model import Decision, Respond, Summary
+from sidecar.settings import ConfigError, Settings, read_secret_lines
 
 log = logging.getLogger("token_sidecar.api")
 
@@ -70,6 +71,19 @@ class ApiKeys:
 
 
 KEYS: Final = web.AppKey("api_keys", ApiKeys)
+
+
+def api_keys_of(settings: Settings) -> ApiKeys | None:
+    """The keys of `api.key_file` when `server.api_listen` is set (None when it is not).
+    Raises ConfigError when the file cannot be read or holds no usable key: the API never
+    listens without one."""
+    if not settings.server.api_listen:
+        return None
+    try:
+        return ApiKeys(read_secret_lines(settings.api.key_file))
+    except OSError as exc:
+        raise ConfigError([f"api.key_file: cannot read {settings.api.key_file}: "
+                           f"{exc.strerror}"]) from exc
 
 
 def build_api_app(token_app: web.Application, keys: ApiKeys,
