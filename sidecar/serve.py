@@ -1,7 +1,8 @@
 """Running the sidecar as a process: the two listeners, signals, reload, workers.
 
-- SIGTERM/SIGINT: `/readyz` turns unready at once, the token listener stops accepting, requests
-  in flight get `server.shutdown_grace_seconds` to finish, then the admin listener stops.
+- SIGTERM/SIGINT: `/readyz` turns unready at once, the token listener (and the resource
+  side's check listener, `resource.check_listen`) stops accepting, requests in flight get
+  `server.shutdown_grace_seconds` to finish, then the admin listener stops.
 - SIGHUP: the configuration file (and what it points to) is read again; a configuration that
   does not validate is refused with a log line and the old one stays in force. The listen
   addresses and the number of workers only change on restart.
@@ -28,6 +29,7 @@ from aiohttp import web
 from sidecar.core.policy import Policy
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.decision_api import api_keys_of, build_api_app
+from sidecar.http.resource_doors import build_check_app
 from sidecar.http.runtime import STATE
 from sidecar.http.server import SidecarRunner
 from sidecar.logs import FIELDS_ATTRIBUTE, configure_logging
@@ -53,12 +55,15 @@ async def serve(settings: Settings, config_path: str | None = None,
     fit_descriptor_limit(settings)
     app = build_app(settings)
     reuse_port = settings.server.workers > 1 or None
-    token_runner = SidecarRunner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
+    grace = settings.server.shutdown_grace_seconds
+    token_runner = SidecarRunner(app, shutdown_timeout=grace)
+    # The doors that serve the token application's runtime: the resource side's check-only
+    # listener and the decision API. They stop before it: its cleanup closes that state.
+    doors = [*_check_runner(app, settings, grace), *_api_runner(app, settings)]
+    admin_runner = web.AppRunner(build_admin_app(app), access_log=None)
     runners: list[tuple[web.BaseRunner, str]] = [
-        (token_runner, settings.server.listen),
-        (web.AppRunner(build_admin_app(app), access_log=None), settings.server.admin_listen),
-        *_api_runner(app, settings),
-    ]
+        (token_runner, settings.server.listen), *doors,
+        (admin_runner, settings.server.admin_listen)]
     for runner, _ in runners:
         await runner.setup()
     try:
@@ -70,9 +75,19 @@ async def serve(settings: Settings, config_path: str | None = None,
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
     finally:
-        for runner, _ in runners:
+        for runner, _ in [*doors, (token_runner, ""), (admin_runner, "")]:
             await runner.cleanup()
     log.info("stopped")
+
+
+def _check_runner(app: web.Application, settings: Settings,
+                  grace: float) -> list[tuple[web.BaseRunner, str]]:
+    """The resource side's check-only listener (Envoy ext_authz, nginx auth_request, Traefik
+    forwardAuth), when configured."""
+    check_listen = settings.resource.check_listen if settings.resource.enabled else ""
+    if not check_listen:
+        return []
+    return [(SidecarRunner(build_check_app(app), shutdown_timeout=grace), check_listen)]
 
 
 def _api_runner(app: web.Application, settings: Settings) -> list[tuple[web.BaseRunner, str]]:
@@ -87,11 +102,13 @@ def _api_runner(app: web.Application, settings: Settings) -> list[tuple[web.Base
 
 def _log_serving(settings: Settings) -> None:
     loop = running_loop_name()
-    message = (f"serving on {settings.server.listen} (admin {settings.server.admin_listen}), "
-               f"event loop {loop}")
+    check = settings.resource.check_listen if settings.resource.enabled else ""
+    message = (f"serving on {settings.server.listen} (admin {settings.server.admin_listen}"
+               f"{f', resource check {check}' if check else ''}), event loop {loop}")
     log.info(message, extra={FIELDS_ATTRIBUTE: {
         "message": message, "listen": settings.server.listen,
-        "admin_listen": settings.server.admin_listen, "event_loop": loop}})
+        "admin_listen": settings.server.admin_listen, "check_listen": check,
+        "event_loop": loop}})
 
 
 def running_loop_name() -> str:
@@ -162,11 +179,14 @@ def reload(app: web.Application, config_path: str) -> bool:
         log.error("configuration reload refused, the previous configuration stays in force: %s",
                   "; ".join(exc.problems))
         return False
-    pending = [key for key in _RESTART_ONLY
+    pending = [f"server.{key}" for key in _RESTART_ONLY
                if getattr(settings.server, key) != getattr(state.settings.server, key)]
+    if (settings.resource.enabled, settings.resource.check_listen) != (
+            state.settings.resource.enabled, state.settings.resource.check_listen):
+        pending.append("resource.check_listen")  # the listener is opened at start only
     if pending:
         log.warning("configuration reloaded; these keys take effect on restart: %s",
-                    ", ".join(f"server.{key}" for key in pending))
+                    ", ".join(pending))
     configure_logging(settings.logging.level, settings.logging.format)
     state.swap(settings, policy)
     state.metrics.config_reloads.labels("applied").inc()
