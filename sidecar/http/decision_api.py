@@ -24,6 +24,7 @@ from typing import Final
 from aiohttp import web
 
 from sidecar.core.decide import decide
+from sidecar.core.decision_api import introspection_call as introspection
 from sidecar.core.decision_api.fields import FieldError, Fields, parse_object
 from sidecar.core.decision_api.token_answer import token_answer
 from sidecar.core.decision_api.token_call import (
@@ -33,6 +34,7 @@ from sidecar.core.decision_api.token_call import (
     token_request_of,
 )
 from sidecar.errors import OAuthError
+from sidecar.http.resource_check import record, run_check
 from sidecar.http.runtime import STATE, SidecarState
 from sidecar.http.token import request_id_of
 from sidecar.logs import FIELDS_ATTRIBUTE
@@ -94,6 +96,7 @@ def build_api_app(token_app: web.Application, keys: ApiKeys,
     app[KEYS] = keys
     app[MAX_BODY] = max_body_bytes
     app.router.add_post("/api/auth/token", token_call)
+    app.router.add_post("/api/auth/introspection", introspection_call)
     app.router.add_get("/api/openapi.json", openapi_document)
     return app
 
@@ -174,10 +177,45 @@ async def token_call(request: web.Request) -> web.Response:
     nonces = policy.nonces
     nonce = nonces.issue(runtime.env.clock.now()) if nonces is not None else None
     answer = token_answer(decision, call, parameters, nonce)
+    return _logged(_answer(answer, request_id), request_id, started, answer)
+
+
+async def introspection_call(request: web.Request) -> web.Response:
+    """The resource-side check as a call: the verdict the inline door and the check
+    listener give, counted and logged as theirs are (door "api")."""
+    started = time.perf_counter()
+    request_id = request_id_of(request)
+    members = await _read_members(request)
+    if isinstance(members, web.Response):
+        return _logged(members, request_id, started, endpoint="introspection")
+    state: SidecarState = request.app[TOKEN_APP][STATE]
+    runtime = state.runtime
+    if runtime is None or runtime.resource is None:
+        return _logged(_problem(404, "api.resource_side_off",
+                                "The resource side is off (resource.enabled = false)."),
+                       request_id, started, endpoint="introspection")
+    call = introspection.read_introspection_call(
+        Fields(members, introspection.FIELDS))
+    built = call if isinstance(call, FieldError) else introspection.resource_request_of(
+        call, runtime.resource.policy)
+    if isinstance(built, FieldError):
+        return _logged(_problem(400, "api.bad_field", built.message), request_id, started,
+                       endpoint="introspection")
+    resource_request, policy = built
+    verdict = await run_check(resource_request,
+                              dataclasses.replace(runtime.resource, policy=policy))
+    answer = introspection.introspection_answer(verdict)
+    response = _answer(answer, request_id)
+    record(verdict, door="api", request_id=request_id, status=response.status,
+           started=started, metrics=state.metrics)
+    return response
+
+
+def _answer(answer: dict[str, object], request_id: str) -> web.Response:
     response = web.Response(text=json.dumps(answer, separators=(",", ":")), content_type=_JSON)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Request-Id"] = request_id
-    return _logged(response, request_id, started, answer)
+    return response
 
 
 def _refused(error: OAuthError) -> Respond:
@@ -185,12 +223,13 @@ def _refused(error: OAuthError) -> Respond:
 
 
 def _logged(response: web.Response, request_id: str, started: float,
-            answer: dict[str, object] | None = None) -> web.Response:
+            answer: dict[str, object] | None = None, *, endpoint: str = "token",
+            ) -> web.Response:
     """One line per call: what was decided, never a field's value."""
     result_code = str((answer or {}).get("resultCode", "")) or _result_of(response)
     action = str((answer or {}).get("action", ""))
     log.info("api %s %s", action or response.status, result_code, extra={FIELDS_ATTRIBUTE: {
-        "request_id": request_id, "endpoint": "token", "action": action,
+        "request_id": request_id, "endpoint": endpoint, "action": action,
         "result_code": result_code, "status": response.status,
         "duration_seconds": round(time.perf_counter() - started, 6)}})
     return response

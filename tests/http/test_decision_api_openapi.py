@@ -8,7 +8,7 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-from sidecar.core.decision_api import token_answer
+from sidecar.core.decision_api import introspection_call, token_answer
 from sidecar.core.decision_api.token_call import FIELDS
 from sidecar.http.decision_api import openapi_text
 
@@ -28,6 +28,10 @@ def test_the_document_is_valid_openapi_3_1() -> None:
 
 def test_the_call_schema_is_exactly_the_fields_the_handler_reads() -> None:
     assert _properties("TokenCall") == set(FIELDS)
+
+
+def test_the_introspection_call_schema_is_exactly_the_fields_the_handler_reads() -> None:
+    assert _properties("IntrospectionCall") == set(introspection_call.FIELDS)
 
 
 def test_every_answer_field_the_handler_can_write_is_documented() -> None:
