@@ -151,18 +151,20 @@ async def token_call(request: web.Request) -> web.Response:
     started = time.perf_counter()
     request_id = request_id_of(request)
     members = await _read_members(request)
-    if isinstance(members, web.Response):
-        return _logged(members, request_id, started)
-    call = read_token_call(Fields(members, FIELDS))
     state: SidecarState = request.app[TOKEN_APP][STATE]
+    if isinstance(members, web.Response):
+        return _counted(state, _logged(members, request_id, started))
+    call = read_token_call(Fields(members, FIELDS))
     runtime = state.runtime
     assert runtime is not None  # set before the token site (and this one) starts listening
     policy = call if isinstance(call, FieldError) else policy_for_call(runtime.env.policy, call)
     if isinstance(policy, FieldError):
-        return _logged(_problem(400, "api.bad_field", policy.message), request_id, started)
+        return _counted(state, _logged(_problem(400, "api.bad_field", policy.message),
+                                       request_id, started))
     assert not isinstance(call, FieldError)
     if (shed := await state.admission.enter()) is not None:  # the token listener's bounds
-        return _logged(_problem(503, shed.result_code, shed.description), request_id, started)
+        return _counted(state, _logged(_problem(503, shed.result_code, shed.description),
+                                       request_id, started))
     try:
         token_request = token_request_of(call)
         if isinstance(token_request, OAuthError):
@@ -177,7 +179,8 @@ async def token_call(request: web.Request) -> web.Response:
     nonces = policy.nonces
     nonce = nonces.issue(runtime.env.clock.now()) if nonces is not None else None
     answer = token_answer(decision, call, parameters, nonce)
-    return _logged(_answer(answer, request_id), request_id, started, answer)
+    return _counted(state, _logged(_answer(answer, request_id), request_id, started, answer),
+                    answer)
 
 
 async def introspection_call(request: web.Request) -> web.Response:
@@ -232,6 +235,15 @@ def _logged(response: web.Response, request_id: str, started: float,
         "request_id": request_id, "endpoint": endpoint, "action": action,
         "result_code": result_code, "status": response.status,
         "duration_seconds": round(time.perf_counter() - started, 6)}})
+    return response
+
+
+def _counted(state: SidecarState, response: web.Response,
+             answer: dict[str, object] | None = None) -> web.Response:
+    metrics = state.metrics
+    result_code = str(answer["resultCode"]) if answer else _result_of(response)
+    action = str(answer["action"]) if answer else ""
+    metrics.child(metrics.api_token_calls, action, result_code).inc()
     return response
 
 

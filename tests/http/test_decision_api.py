@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sidecar.http.app import build_app
+from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.decision_api import ApiKeys, build_api_app, openapi_text
 from tests.conftest import TOKEN_URL_PUBLIC, make_settings
 from tests.support.dpop import DpopKey
@@ -42,6 +42,7 @@ class Doors:
     proxy: str
     api: str
     upstream: RecordingUpstream
+    admin: str = ""
 
 
 @pytest.fixture
@@ -53,7 +54,9 @@ async def doors(tmp_path: Path, upstream: RecordingUpstream) -> AsyncIterator[Do
     token_app = build_app(settings)
     token_runner, proxy = await start_app(token_app)
     api_runner, api = await start_app(build_api_app(token_app, ApiKeys((API_KEY,)), 262144))
-    yield Doors(proxy, api, upstream)
+    admin_runner, admin = await start_app(build_admin_app(token_app))
+    yield Doors(proxy, api, upstream, admin)
+    await admin_runner.cleanup()
     await api_runner.cleanup()
     await token_runner.cleanup()
 
@@ -261,3 +264,15 @@ def test_the_api_never_starts_without_a_key() -> None:
     with pytest.raises(ValueError, match="at least one key"):
         ApiKeys(())
     assert isinstance(build_api_app(web.Application(), ApiKeys((API_KEY,)), 1), web.Application)
+
+
+async def test_calls_are_counted_by_action_and_result_code(client: aiohttp.ClientSession,
+                                                           doors: Doors) -> None:
+    auth = as_call(Row("", "", basic("basic", SECRET)), None)
+    await call(client, doors, {**auth, "parameters": "grant_type=client_credentials"})
+    await call(client, doors, {**auth, "parameters": "grant_type=client_credentials"})
+    await call(client, doors, b"{")
+    async with client.get(doors.admin + "/metrics") as response:
+        text = await response.text()
+    assert 'token_sidecar_api_token_calls_total{action="OK",result_code="token.ok"} 2.0' in text
+    assert 'token_sidecar_api_token_calls_total{action="",result_code="api.bad_json"} 1.0' in text
