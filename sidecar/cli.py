@@ -16,6 +16,7 @@ from sidecar.core.metadata import enforced_fields
 from sidecar.core.policy import Policy
 from sidecar.core.registry import Registry, load_registry
 from sidecar.demo import DemoPorts, demo_settings, run_demo
+from sidecar.http.decision_api import api_keys_of
 from sidecar.logs import configure_logging
 from sidecar.serve import run
 from sidecar.settings import ConfigError, Settings, load_settings
@@ -88,6 +89,7 @@ def _load(path: str) -> Settings | None:
         settings = load_settings(path)
         Policy.from_settings(settings)
         check_store(settings.store)
+        api_keys_of(settings)
         return settings
     except ValueError as exc:  # the store URL or its files (check_store)
         _print_problems(path, [str(exc)])

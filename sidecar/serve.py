@@ -28,6 +28,7 @@ from aiohttp import web
 
 from sidecar.core.policy import Policy
 from sidecar.http.app import build_admin_app, build_app
+from sidecar.http.decision_api import api_keys_of, build_api_app
 from sidecar.http.resource_doors import build_check_app
 from sidecar.http.runtime import STATE
 from sidecar.http.server import SidecarRunner
@@ -35,7 +36,7 @@ from sidecar.logs import FIELDS_ATTRIBUTE, configure_logging
 from sidecar.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("token_sidecar.serve")
-_RESTART_ONLY = ("listen", "admin_listen", "workers", "event_loop")
+_RESTART_ONLY = ("listen", "admin_listen", "api_listen", "workers", "event_loop")
 # Descriptors besides connections: listeners, the event loop, logs, registry and JWKS fetches.
 _SPARE_DESCRIPTORS = 64
 
@@ -56,37 +57,47 @@ async def serve(settings: Settings, config_path: str | None = None,
     reuse_port = settings.server.workers > 1 or None
     grace = settings.server.shutdown_grace_seconds
     token_runner = SidecarRunner(app, shutdown_timeout=grace)
-    # The resource side's check-only listener (Envoy ext_authz, nginx auth_request, Traefik
-    # forwardAuth), when configured: it serves the token application's runtime.
-    check_listen = settings.resource.check_listen if settings.resource.enabled else ""
-    check_runner = SidecarRunner(build_check_app(app), shutdown_timeout=grace) \
-        if check_listen else None
+    # The doors that serve the token application's runtime: the resource side's check-only
+    # listener and the decision API. They stop before it: its cleanup closes that state.
+    doors = [*_check_runner(app, settings, grace), *_api_runner(app, settings)]
     admin_runner = web.AppRunner(build_admin_app(app), access_log=None)
-    await token_runner.setup()
-    if check_runner is not None:
-        await check_runner.setup()
-    await admin_runner.setup()
+    runners: list[tuple[web.BaseRunner, str]] = [
+        (token_runner, settings.server.listen), *doors,
+        (admin_runner, settings.server.admin_listen)]
+    for runner, _ in runners:
+        await runner.setup()
     try:
-        host, port = split_listen(settings.server.listen)
-        await web.TCPSite(token_runner, host, port, reuse_port=reuse_port).start()
-        if check_runner is not None:
-            check_host, check_port = split_listen(check_listen)
-            await web.TCPSite(check_runner, check_host, check_port,
-                              reuse_port=reuse_port).start()
-        admin_host, admin_port = split_listen(settings.server.admin_listen)
-        await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
+        for runner, listen in runners:
+            host, port = split_listen(listen)
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
         _log_serving(settings)
         await _until_stopped(app, config_path, supervisor_pid, started)
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
     finally:
-        # The check listener first: it reads the token application's state, which the
-        # token runner's cleanup closes.
-        if check_runner is not None:
-            await check_runner.cleanup()
-        await token_runner.cleanup()
-        await admin_runner.cleanup()
+        for runner, _ in [*doors, (token_runner, ""), (admin_runner, "")]:
+            await runner.cleanup()
     log.info("stopped")
+
+
+def _check_runner(app: web.Application, settings: Settings,
+                  grace: float) -> list[tuple[web.BaseRunner, str]]:
+    """The resource side's check-only listener (Envoy ext_authz, nginx auth_request, Traefik
+    forwardAuth), when configured."""
+    check_listen = settings.resource.check_listen if settings.resource.enabled else ""
+    if not check_listen:
+        return []
+    return [(SidecarRunner(build_check_app(app), shutdown_timeout=grace), check_listen)]
+
+
+def _api_runner(app: web.Application, settings: Settings) -> list[tuple[web.BaseRunner, str]]:
+    """The decision API's listener, when `server.api_listen` is set. Its keys are read before
+    anything listens: without one it does not start (ConfigError)."""
+    keys = api_keys_of(settings)
+    if keys is None:
+        return []
+    api = build_api_app(app, keys, settings.api.max_body_bytes)
+    return [(web.AppRunner(api, access_log=None), settings.server.api_listen)]
 
 
 def _log_serving(settings: Settings) -> None:

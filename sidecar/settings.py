@@ -51,6 +51,10 @@ def _listen(value: str) -> str | None:
     return None
 
 
+def _optional_listen(value: str) -> str | None:
+    return _listen(value) if value else None
+
+
 def _http_url(value: str) -> str | None:
     if not value:
         return None
@@ -183,6 +187,9 @@ DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "PS256", "PS38
 class ServerSettings:
     listen: str = key("0.0.0.0:8080", _listen)
     admin_listen: str = key("0.0.0.0:9090", _listen)
+    # The decision API (README "Calling instead of proxying"): off when empty; never the
+    # token or the admin port.
+    api_listen: str = key("", _optional_listen)
     token_path: str = key("/token", _path)
     # "lenient": a spelling of a guarded path that a lenient upstream routes the same
     # (/TOKEN, /token/) is validated as that path; "exact": such a spelling is refused.
@@ -416,10 +423,6 @@ def _prefixes(values: tuple[str, ...]) -> str | None:
     return None
 
 
-def _optional_listen(value: str) -> str | None:
-    return _listen(value) if value else None
-
-
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
 
 
@@ -456,6 +459,17 @@ class ResourceSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ApiSettings:
+    """The decision API on `server.api_listen`: who may call it and how much they may send."""
+
+    # One key a line (blank lines and # comments ignored), each at least 32 characters; a
+    # caller presents one as `Authorization: Bearer <key>`. Rotate by adding the new key,
+    # then removing the old one, as for nonce secrets.
+    key_file: str = key("", path=True)
+    max_body_bytes: int = key(262144, _positive)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
     # Client ids as a label: only for a registry small enough to keep series bounded.
     client_id_label: bool = key(False)
@@ -479,6 +493,7 @@ class Settings:
     attestation: AttestationSettings = field(
         default_factory=lambda: _defaults(AttestationSettings))
     resource: ResourceSettings = field(default_factory=lambda: _defaults(ResourceSettings))
+    api: ApiSettings = field(default_factory=lambda: _defaults(ApiSettings))
     # Not a key: the directory of the file the settings came from; relative paths in it
     # are resolved against this directory.
     base_dir: str = "."
@@ -616,8 +631,16 @@ def _cross_checks(settings: Settings) -> list[str]:
     if settings.store.warm_connections > settings.store.max_connections:
         problems.append("store.warm_connections: must not exceed store.max_connections "
                         f"({settings.store.max_connections})")
-    if settings.server.listen == settings.server.admin_listen:
+    server = settings.server
+    if _same_socket(server.listen, server.admin_listen):
         problems.append("server.admin_listen: must differ from server.listen")
+    if server.api_listen and (_same_socket(server.api_listen, server.listen)
+                              or _same_socket(server.api_listen, server.admin_listen)):
+        problems.append("server.api_listen: must differ from server.listen and "
+                        "server.admin_listen")
+    if settings.server.api_listen and not settings.api.key_file:
+        # The API decides who gets tokens: it never listens without a key.
+        problems.append("api.key_file: required when server.api_listen is set")
     if settings.dpop.nonce_required and not settings.dpop.nonce_secret_file:
         problems.append("dpop.nonce_required: needs dpop.nonce_secret_file")
     problems.extend(_path_clashes(settings))
@@ -638,9 +661,12 @@ def _resource_checks(settings: Settings) -> list[str]:
                         "resource.check_listen (check-only), or both")
     if resource.prefixes and not resource.upstream_url:
         problems.append("resource.upstream_url: required with resource.prefixes")
-    if resource.check_listen in (settings.server.listen, settings.server.admin_listen):
-        problems.append("resource.check_listen: must differ from server.listen and "
-                        "server.admin_listen")
+    server = settings.server
+    if resource.check_listen and any(
+            _same_socket(resource.check_listen, other)
+            for other in (server.listen, server.admin_listen, server.api_listen) if other):
+        problems.append("resource.check_listen: must differ from server.listen, "
+                        "server.admin_listen and server.api_listen")
     if resource.nonce_required and not (resource.nonce_secret_file
                                         or settings.dpop.nonce_secret_file):
         problems.append("resource.nonce_required: needs resource.nonce_secret_file or "
@@ -657,6 +683,19 @@ def _resource_checks(settings: Settings) -> list[str]:
         if taken:
             problems.append(f"resource.prefixes: {prefix!r} would take over {taken[0]!r}")
     return problems
+
+
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")  # noqa: S104 - names, not a bind
+
+
+def _same_socket(one: str, other: str) -> bool:
+    """Two listen addresses that cannot both be bound: equal, or one port where either host
+    is a wildcard (0.0.0.0:8080 takes 127.0.0.1:8080 too)."""
+    if one == other:
+        return True
+    host, _, port = one.rpartition(":")
+    other_host, _, other_port = other.rpartition(":")
+    return port == other_port and (host in _WILDCARD_HOSTS or other_host in _WILDCARD_HOSTS)
 
 
 def _path_clashes(settings: Settings) -> list[str]:

@@ -233,3 +233,31 @@ def test_metadata_prints_what_the_sidecar_writes_in() -> None:
     fields = json.loads(result.stdout)
     assert fields["dpop_signing_alg_values_supported"][0] == "ES256"
     assert fields["tls_client_certificate_bound_access_tokens"] is True
+
+
+@pytest.mark.parametrize(("keys", "problem"), [
+    (None, "api.key_file: cannot read"),
+    ("# nothing yet\n", "no secret in the file"),
+    ("short\n", "must be printable text of at least 32 characters"),
+])
+def test_check_config_refuses_a_decision_api_without_a_usable_key(
+        tmp_path: Path, keys: str | None, problem: str) -> None:
+    if keys is not None:
+        (tmp_path / "api.keys").write_text(keys)
+    config = tmp_path / "api.toml"
+    config.write_text('[server]\npublic_token_endpoint = "https://as.example.com/token"\n'
+                      'api_listen = "127.0.0.1:8181"\n[upstream]\nurl = "http://127.0.0.1:9000"\n'
+                      '[api]\nkey_file = "api.keys"\n')
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert problem in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_config_requires_a_key_file_for_the_decision_api(tmp_path: Path) -> None:
+    config = tmp_path / "api.toml"
+    config.write_text('[server]\npublic_token_endpoint = "https://as.example.com/token"\n'
+                      'api_listen = "127.0.0.1:8080"\n[upstream]\nurl = "http://127.0.0.1:9000"\n')
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert "api.key_file: required when server.api_listen is set" in result.stderr
+    assert "server.api_listen: must differ from server.listen" in result.stderr

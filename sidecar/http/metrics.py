@@ -128,6 +128,11 @@ class Metrics:
             "token_sidecar_resource_requests",
             "API calls checked by the resource side (README \"The resource side\"), by "
             "outcome.", ["result_code"], registry=r)
+        self.api_token_calls = Counter(
+            "token_sidecar_api_token_calls",
+            "Decision-API token calls (README \"Calling instead of proxying\"), by action "
+            "and result code; calls refused before a decision have the action \"\".",
+            ["action", "result_code"], registry=r)
         self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
         self.build_info.info({"version": __version__})
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
