@@ -60,6 +60,9 @@ invalid_authorization_details = _factory("invalid_authorization_details")
 # RFC 9449 §5, §8
 invalid_dpop_proof = _factory("invalid_dpop_proof")
 use_dpop_nonce = _factory("use_dpop_nonce")
+# RFC 6750 §3.1 (and RFC 9449 §7.1): the resource side's refusals
+invalid_token = _factory("invalid_token", 401)
+insufficient_scope = _factory("insufficient_scope", 403)
 # draft-ietf-oauth-attestation-based-client-auth §6
 invalid_client_attestation = _factory("invalid_client_attestation")
 use_attestation_challenge = _factory("use_attestation_challenge")

@@ -394,6 +394,67 @@ class MetadataSettings:
     augment: bool = key(True)
 
 
+def _origin(value: str) -> str | None:
+    """`scheme://host[:port]`, nothing after it: the htu of a resource-side proof is this
+    origin and the request's path (README "The resource side")."""
+    problem = _http_url(value)
+    if problem is not None or not value:
+        return problem
+    parts = urlsplit(value)
+    if parts.path not in ("", "/") or parts.query or "?" in value or "@" in parts.netloc:
+        return f"expected an origin (scheme://host[:port]) without path or query, got {value!r}"
+    return None
+
+
+def _prefixes(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        if not value.startswith("/"):
+            return f"expected paths starting with '/', got {value!r}"
+        problem = _path(value)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _optional_listen(value: str) -> str | None:
+    return _listen(value) if value else None
+
+
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
+
+
+def _scopes(values: tuple[str, ...]) -> str | None:
+    bad = [v for v in values if not _SCOPE_TOKEN.fullmatch(v)]
+    return f"not scope tokens (RFC 6749 §3.3): {bad!r}" if bad else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceSettings:
+    """The resource side (README "The resource side"): API calls checked against the
+    binding of their access token (RFC 9449 §7, RFC 8705 §3), inline or for a proxy."""
+
+    enabled: bool = key(False)
+    public_origin: str = key("", _origin)  # the htu of a proof is public_origin + path
+    prefixes: tuple[str, ...] = key([], _prefixes)  # inline: checked, then to upstream_url
+    upstream_url: str = key("", _upstream_url)
+    check_listen: str = key("", _optional_listen)  # Envoy ext_authz, auth_request, forwardAuth
+    nonce_required: bool = key(False)
+    # Empty: dpop.nonce_secret_file (the resource nonces are told apart from the token
+    # endpoint's all the same, sidecar.core.nonces `purpose`).
+    nonce_secret_file: str = key("", path=True)
+    # An unbound token sent as Bearer: let it through ("allow", a mixed fleet keeps
+    # working) or refuse it ("deny"). A bound token sent as Bearer is always refused.
+    bearer: str = key("allow", _one_of("allow", "deny"))
+    required_scopes: tuple[str, ...] = key([], _scopes)
+    # Token sources besides the recorded bindings: JWT access tokens (RFC 9068) verified
+    # against these keys, and the upstream's introspection (RFC 7662) with the resource
+    # server's credentials (a file), answers cached at most this long.
+    jwks_uri: str = key("", _http_url)
+    introspection_url: str = key("", _http_url)
+    introspection_credentials_file: str = key("", path=True)
+    introspection_cache_seconds: int = key(300, _non_negative)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
     # Client ids as a label: only for a registry small enough to keep series bounded.
@@ -417,6 +478,7 @@ class Settings:
     metadata: MetadataSettings = field(default_factory=lambda: _defaults(MetadataSettings))
     attestation: AttestationSettings = field(
         default_factory=lambda: _defaults(AttestationSettings))
+    resource: ResourceSettings = field(default_factory=lambda: _defaults(ResourceSettings))
     # Not a key: the directory of the file the settings came from; relative paths in it
     # are resolved against this directory.
     base_dir: str = "."
@@ -559,6 +621,41 @@ def _cross_checks(settings: Settings) -> list[str]:
     if settings.dpop.nonce_required and not settings.dpop.nonce_secret_file:
         problems.append("dpop.nonce_required: needs dpop.nonce_secret_file")
     problems.extend(_path_clashes(settings))
+    problems.extend(_resource_checks(settings))
+    return problems
+
+
+def _resource_checks(settings: Settings) -> list[str]:
+    """[resource]: what an enabled resource side needs, and what it must not take over."""
+    resource = settings.resource
+    if not resource.enabled:
+        return []
+    problems = []
+    if not resource.public_origin:
+        problems.append("resource.public_origin: required when resource.enabled")
+    if not resource.prefixes and not resource.check_listen:
+        problems.append("resource.enabled: needs resource.prefixes (inline) or "
+                        "resource.check_listen (check-only), or both")
+    if resource.prefixes and not resource.upstream_url:
+        problems.append("resource.upstream_url: required with resource.prefixes")
+    if resource.check_listen in (settings.server.listen, settings.server.admin_listen):
+        problems.append("resource.check_listen: must differ from server.listen and "
+                        "server.admin_listen")
+    if resource.nonce_required and not (resource.nonce_secret_file
+                                        or settings.dpop.nonce_secret_file):
+        problems.append("resource.nonce_required: needs resource.nonce_secret_file or "
+                        "dpop.nonce_secret_file")
+    if resource.introspection_url and not resource.introspection_credentials_file:
+        problems.append("resource.introspection_credentials_file: required with "
+                        "resource.introspection_url")
+    guarded = [p for p in (settings.server.token_path, settings.dpop.par_path,
+                           settings.introspection.path, settings.introspection.revocation_path)
+               if p]
+    for prefix in resource.prefixes:
+        taken = [p for p in guarded if (p.rstrip("/") + "/").lower().startswith(
+            prefix.rstrip("/").lower() + "/")]
+        if taken:
+            problems.append(f"resource.prefixes: {prefix!r} would take over {taken[0]!r}")
     return problems
 
 

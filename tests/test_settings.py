@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -217,3 +218,75 @@ def test_relative_paths_follow_the_config_files_name_not_its_symlinks(tmp_path: 
         '[upstream]\nurl = "http://127.0.0.1:9000"\n[clients]\nregistry_file = "clients.toml"\n')
     settings = load_settings(mount / "sidecar.toml", environ={})
     assert settings.clients.registry_file == str(mount / "clients.toml")
+
+
+# ---------------------------------------------------------------------------------------
+# [resource] (README "The resource side").
+
+RESOURCE = {"enabled": True, "public_origin": "https://api.example.com", "prefixes": ["/api/"],
+            "upstream_url": "http://127.0.0.1:9100"}
+
+
+def _resource(**changes: object) -> dict[str, Any]:
+    return {**MINIMAL, "resource": {**RESOURCE, **changes}}
+
+
+def test_resource_defaults() -> None:
+    resource = settings_from_mapping(MINIMAL, {}).resource
+    assert (resource.enabled, resource.bearer, resource.nonce_required) == (False, "allow", False)
+    assert (resource.prefixes, resource.required_scopes, resource.check_listen) == ((), (), "")
+    assert (resource.jwks_uri, resource.introspection_url,
+            resource.introspection_cache_seconds) == ("", "", 300)
+
+
+def test_resource_keys_from_the_environment() -> None:
+    settings = settings_from_mapping(MINIMAL, {
+        "TOKEN_SIDECAR_RESOURCE_ENABLED": "true",
+        "TOKEN_SIDECAR_RESOURCE_PUBLIC_ORIGIN": "https://api.example.com",
+        "TOKEN_SIDECAR_RESOURCE_PREFIXES": "/api/, /v2/",
+        "TOKEN_SIDECAR_RESOURCE_UPSTREAM_URL": "http://api:9100",
+        "TOKEN_SIDECAR_RESOURCE_CHECK_LISTEN": "127.0.0.1:8181",
+        "TOKEN_SIDECAR_RESOURCE_BEARER": "deny",
+        "TOKEN_SIDECAR_RESOURCE_REQUIRED_SCOPES": '["read", "write"]',
+        "TOKEN_SIDECAR_RESOURCE_JWKS_URI": "https://as.example.com/jwks",
+        "TOKEN_SIDECAR_RESOURCE_INTROSPECTION_URL": "https://as.example.com/introspect",
+        "TOKEN_SIDECAR_RESOURCE_INTROSPECTION_CREDENTIALS_FILE": "/run/secrets/rs",
+        "TOKEN_SIDECAR_RESOURCE_INTROSPECTION_CACHE_SECONDS": "60",
+    })
+    resource = settings.resource
+    assert resource.enabled and resource.prefixes == ("/api/", "/v2/")
+    assert (resource.check_listen, resource.bearer, resource.required_scopes) == (
+        "127.0.0.1:8181", "deny", ("read", "write"))
+    assert (resource.introspection_credentials_file, resource.introspection_cache_seconds) == (
+        "/run/secrets/rs", 60)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"public_origin": ""}, "resource.public_origin: required"),
+    ({"public_origin": "https://api.example.com/v1"}, "resource.public_origin: expected an origin"),
+    ({"public_origin": "ftp://api.example.com"}, "resource.public_origin: expected an absolute"),
+    ({"prefixes": ["api/"]}, "resource.prefixes: expected paths starting with '/'"),
+    ({"prefixes": ["/api/../x"]}, "resource.prefixes: The path contains"),
+    ({"prefixes": ["/"]}, "resource.prefixes: '/' would take over '/token'"),
+    ({"prefixes": [], "check_listen": ""}, "resource.enabled: needs resource.prefixes"),
+    ({"upstream_url": ""}, "resource.upstream_url: required with resource.prefixes"),
+    ({"upstream_url": "http://u:p@api"}, "resource.upstream_url: a URL with user info"),
+    ({"check_listen": "8181"}, "resource.check_listen: expected HOST:PORT"),
+    ({"check_listen": "0.0.0.0:9090"}, "resource.check_listen: must differ"),
+    ({"bearer": "maybe"}, "resource.bearer: must be one of allow, deny"),
+    ({"nonce_required": True}, "resource.nonce_required: needs resource.nonce_secret_file"),
+    ({"required_scopes": ["a b"]}, "resource.required_scopes: not scope tokens"),
+    ({"jwks_uri": "jwks.json"}, "resource.jwks_uri: expected an absolute http(s) URL"),
+    ({"introspection_url": "https://as.example.com/introspect"},
+     "resource.introspection_credentials_file: required"),
+    ({"introspection_cache_seconds": -1}, "resource.introspection_cache_seconds: must not"),
+])
+def test_resource_problems_name_the_key(changes: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(_resource(**changes), {})
+    assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_a_disabled_resource_side_asks_for_nothing() -> None:
+    settings = settings_from_mapping({**MINIMAL, "resource": {"prefixes": ["/api/"]}}, {})
+    assert not settings.resource.enabled

@@ -38,6 +38,8 @@ one regex, one base64 and one JSON decode of the payload, one ECDSA verification
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -47,7 +49,12 @@ from sidecar.core import htu
 from sidecar.core.htu import MAX_HTU_LENGTH, normalize_htu, normalize_htu_targets
 from sidecar.core.jose.algorithms import ALGORITHMS, EmbeddedKeyHeader, VerifiedHeaders
 from sidecar.core.jose.claims import before_nbf, iat_window, numeric_date, past_exp, valid_jti
-from sidecar.core.jose.compact import b64url_decode, split_compact, strict_json_object
+from sidecar.core.jose.compact import (
+    b64url_decode,
+    b64url_encode,
+    split_compact,
+    strict_json_object,
+)
 from sidecar.core.jose.keys import JwkError, public_key
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.syntax import clip
@@ -55,8 +62,8 @@ from sidecar.errors import OAuthError
 from sidecar.settings import ConfigError, DpopSettings
 
 __all__ = ["ALGORITHMS", "MAX_HTU_LENGTH", "MAX_PROOF_LENGTH", "NONCE_HEADER", "TYP", "DpopPolicy",
-           "DpopProof", "clear_caches", "normalize_htu", "normalize_htu_targets",
-           "validate_proof"]
+           "DpopProof", "access_token_hash", "clear_caches", "normalize_htu",
+           "normalize_htu_targets", "validate_proof"]
 
 MAX_PROOF_LENGTH: Final = 16384  # an 8192-bit RSA proof is under 5 KiB
 NONCE_HEADER: Final = "DPoP-Nonce"
@@ -157,6 +164,8 @@ _BAD_IAT = _invalid("bad_claim", "The DPoP proof iat is not a number.")
 _BAD_HTU = _invalid("htu_mismatch", "The DPoP proof htu does not match this endpoint.")
 _BAD_HTM = _invalid("htm_mismatch", "The DPoP proof htm does not match the request method.")
 _ATH = _invalid("ath_present", "The DPoP proof must not carry ath at the token endpoint.")
+_NO_ATH = _invalid("ath_missing", "The DPoP proof has no ath claim.")
+_BAD_ATH = _invalid("ath_mismatch", "The DPoP proof ath does not match the access token.")
 _BAD_EXP = _invalid("bad_claim", "The DPoP proof exp is not a number.")
 _BAD_NBF = _invalid("bad_claim", "The DPoP proof nbf is not a number.")
 _EXPIRED = _invalid("expired", "The DPoP proof has expired.")
@@ -227,7 +236,7 @@ def _signed_header(proof: str, policy: DpopPolicy) -> tuple[EmbeddedKeyHeader, s
 
 
 def _check_claims(claims: Mapping[str, object], *, method: str, policy: DpopPolicy, now: float,
-                  targets: frozenset[str]) -> OAuthError | None:
+                  targets: frozenset[str], ath: str | None) -> OAuthError | None:
     # §4.3 step 3: the claims required by §4.2.
     for name in ("jti", "htm", "htu", "iat"):
         if name not in claims:
@@ -252,9 +261,27 @@ def _check_claims(claims: Mapping[str, object], *, method: str, policy: DpopPoli
     error = _check_times(claims, policy, now)
     if error is not None:
         return error
+    if ath is not None:
+        return _check_ath(claims, ath)
     # §4.3 step 12 applies to resource servers only; a token endpoint may refuse ath by policy.
     if policy.reject_ath and "ath" in claims:
         return _ATH
+    return None
+
+
+def access_token_hash(access_token: str) -> str:
+    """§4.2: `ath` is base64url(SHA-256(ASCII of the access token)), no padding."""
+    return b64url_encode(hashlib.sha256(access_token.encode("utf-8", "surrogatepass")).digest())
+
+
+def _check_ath(claims: Mapping[str, object], expected: str) -> OAuthError | None:
+    # §4.3 step 12, §7: a proof presented with an access token carries its hash.
+    if "ath" not in claims:
+        return _NO_ATH
+    presented = claims["ath"]
+    if not isinstance(presented, str) or not hmac.compare_digest(
+            presented.encode("utf-8", "surrogatepass"), expected.encode("ascii")):
+        return _BAD_ATH.with_detail(f"ath={clip(presented)}")
     return None
 
 
@@ -326,16 +353,21 @@ def validate_proof(
     nonces: WindowedHmac | None,
     nonce_required: bool,
     htu_targets: frozenset[str] | None = None,
+    access_token: str | None = None,
 ) -> DpopProof | OAuthError:
     """Check the `DPoP` header values of one request against RFC 9449 §4.3.
 
     `htu_targets` (normalised, see `normalize_htu_targets`) replaces the policy's targets,
-    for an endpoint other than the token endpoint (PAR, §10.1). Never raises.
+    for an endpoint other than the token endpoint (PAR, §10.1, or a protected resource).
+    `access_token` is given by a resource server (§7): the proof must then carry its hash
+    in `ath` (§4.3 step 12), and `dpop.reject_ath` does not apply. Never raises.
     """
     try:
+        ath = None if access_token is None else access_token_hash(access_token)
         return _validate(values, method=method, policy=policy, now=now, nonces=nonces,
                          nonce_required=nonce_required,
-                         targets=policy.htu_targets if htu_targets is None else htu_targets)
+                         targets=policy.htu_targets if htu_targets is None else htu_targets,
+                         ath=ath)
     except Exception as exc:  # a bug must still be a 400, never a 500 or a crash
         return _invalid("malformed", "The DPoP proof is malformed.",
                         f"unexpected {type(exc).__name__}")
@@ -343,7 +375,7 @@ def validate_proof(
 
 def _validate(values: tuple[str, ...], *, method: str, policy: DpopPolicy, now: float,
               nonces: WindowedHmac | None, nonce_required: bool,
-              targets: frozenset[str]) -> DpopProof | OAuthError:
+              targets: frozenset[str], ath: str | None) -> DpopProof | OAuthError:
     # §4.3 step 1: not more than one DPoP header (the caller decides when none is fine).
     if len(values) != 1:
         return _MULTIPLE if values else _MISSING
@@ -358,7 +390,8 @@ def _validate(values: tuple[str, ...], *, method: str, policy: DpopPolicy, now: 
     claims = strict_json_object(encoded_payload)
     if claims is None:
         return _BAD_PAYLOAD
-    error = _check_claims(claims, method=method, policy=policy, now=now, targets=targets) \
+    error = _check_claims(claims, method=method, policy=policy, now=now, targets=targets,
+                          ath=ath) \
         or _check_nonce(claims, now=now, nonces=nonces, nonce_required=nonce_required)
     if error is not None:
         return error

@@ -16,6 +16,7 @@ from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.registry import Registry, load_registry
+from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.settings import ConfigError, GrantsSettings, Settings, read_secret_lines
 
 
@@ -37,6 +38,7 @@ class Policy:
     client_auth: ClientAuthPolicy
     jwt_bearer: JwtBearerPolicy | None  # None: assertion grants are verified upstream
     attestation: AttestationPolicy | None  # None: attestation headers go to the upstream
+    resource: ResourcePolicy | None  # None: no resource side ([resource] enabled = false)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -59,6 +61,8 @@ class Policy:
             client_auth=_client_auth(settings),
             jwt_bearer=_jwt_bearer(settings),
             attestation=_attestation(settings),
+            resource=ResourcePolicy.from_settings(settings) if settings.resource.enabled
+            else None,
         )
 
 

@@ -9,6 +9,7 @@ import base64
 import json
 import math
 import re
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -17,7 +18,9 @@ from sidecar.core import dpop, jwk
 from sidecar.core.dpop import DpopPolicy, normalize_htu, normalize_htu_targets
 from sidecar.core.jwk import JwkError, PublicKeyInfo, public_key, thumbprint
 from sidecar.core.nonces import WindowedHmac
+from sidecar.errors import OAuthError
 from sidecar.settings import ConfigError, DpopSettings
+from tests.conformance.test_rfc9449 import RFC_POLICY, RFC_RESOURCE, RFC_RESOURCE_PROOF
 
 # RFC 7638 §3.1
 RFC7638_JWK = {
@@ -409,3 +412,33 @@ def test_clear_caches() -> None:
     dpop.clear_caches()
     jwk.clear_cache()
     assert normalize_htu("https://as.example.com/x") == "https://as.example.com/x"
+
+
+# ---------------------------------------------------------------------------------------
+# ath at a protected resource (RFC 9449 §4.3 step 12), on the RFC's own §7.1 example.
+
+RFC_ACCESS_TOKEN = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"  # §7.1
+
+
+def _resource_check(token: str,
+                    policy: DpopPolicy | None = None) -> dpop.DpopProof | OAuthError:
+    return dpop.validate_proof((RFC_RESOURCE_PROOF,), method="GET",
+                               policy=policy or RFC_POLICY, now=1562262618.0, nonces=None,
+                               nonce_required=False, htu_targets=RFC_RESOURCE,
+                               access_token=token)
+
+
+def test_ath_is_the_hash_of_the_access_token() -> None:
+    assert dpop.access_token_hash(RFC_ACCESS_TOKEN) == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+    assert isinstance(_resource_check(RFC_ACCESS_TOKEN), dpop.DpopProof)
+
+
+def test_ath_of_another_token_is_refused() -> None:
+    refused = _resource_check(RFC_ACCESS_TOKEN + "x")
+    assert isinstance(refused, OAuthError)
+    assert (refused.code, refused.result_code) == ("invalid_dpop_proof", "dpop.ath_mismatch")
+
+
+def test_dpop_reject_ath_does_not_apply_at_a_resource() -> None:
+    assert isinstance(_resource_check(RFC_ACCESS_TOKEN, replace(RFC_POLICY, reject_ath=True)),
+                      dpop.DpopProof)
