@@ -39,7 +39,7 @@ from sidecar.core.resource.introspection_answer import (
 )
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.ports import Clock, SourceUnavailableError
-from sidecar.settings import ConfigError
+from sidecar.settings import ConfigError, Settings
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 DEFAULT_INACTIVE_SECONDS: Final = 10.0
@@ -193,3 +193,16 @@ class IntrospectionSource:
 
 def _facts(answer: Answer) -> TokenFacts | None:
     return answer if isinstance(answer, TokenFacts) else None
+
+
+def introspection_source(settings: Settings, session: aiohttp.ClientSession,
+                         clock: Clock) -> IntrospectionSource | None:
+    """The introspection source of `[resource]`, over the application's session; None
+    without `resource.introspection_url`. Reads the credentials file (ConfigError)."""
+    resource = settings.resource
+    if not resource.introspection_url:
+        return None
+    credentials = read_credentials_file(resource.introspection_credentials_file,
+                                        "resource.introspection_credentials_file")
+    return IntrospectionSource(resource.introspection_url, credentials, clock, session=session,
+                               cache_seconds=resource.introspection_cache_seconds)

@@ -33,6 +33,7 @@ from sidecar.core.resource.jwt_access_token import (
 )
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.ports import Clock, InvalidTokenError, SourceUnavailableError
+from sidecar.settings import Settings
 
 METADATA_PATH: Final = "/.well-known/oauth-authorization-server"  # RFC 8414 §3
 
@@ -138,3 +139,16 @@ class JwtAccessTokenSource:
 
 def _invalid(refusal: JwtRefusal) -> InvalidTokenError:
     return InvalidTokenError(f"jwt.{refusal.reason}", refusal.message, refusal.detail)
+
+
+def jwt_source(settings: Settings, fetcher: Fetcher, jwks: JwksSource,
+               clock: Clock) -> JwtAccessTokenSource:
+    """The JWT source of `[resource]`: the issuer is the sidecar's (`server.issuer`), the
+    keys at `resource.jwks_uri` or else in the upstream's metadata."""
+    resource = settings.resource
+    rules = AccessTokenRules(issuer=settings.issuer,
+                             accept_plain_jwt=resource.jwt_allow_plain_typ,
+                             audiences=frozenset(resource.jwt_audiences))
+    uri: str | MetadataJwksUri = resource.jwks_uri or MetadataJwksUri(
+        fetcher, settings.upstream.url.rstrip("/") + METADATA_PATH, settings.issuer, clock)
+    return JwtAccessTokenSource(jwks, uri, rules, clock)

@@ -10,17 +10,20 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from sidecar.adapters.introspection_source import (
     ClientCredentials,
     IntrospectionSource,
+    introspection_source,
     read_credentials_file,
 )
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.ports import SourceUnavailableError
 from sidecar.settings import ConfigError
+from tests.conftest import make_settings
 from tests.support.fakes import FakeClock
 from tests.support.opaque_as import OpaqueTokenServer
 from tests.support.servers import start_app
@@ -288,3 +291,23 @@ def test_a_bad_credentials_file_names_the_key_never_the_secret(
 def test_a_missing_credentials_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         read_credentials_file(tmp_path / "absent.toml", "resource.introspection_credentials_file")
+
+
+async def test_built_from_the_resource_settings(tmp_path: Path,
+                                                upstream: OpaqueTokenServer) -> None:
+    credentials = tmp_path / "introspection.toml"
+    credentials.write_text(f'client_id = "{CLIENT_ID}"\nclient_secret = "{SECRET}"\n')
+    resource = {"enabled": True, "public_origin": "https://api.example.com",
+                "check_listen": "127.0.0.1:8181"}
+    clock = FakeClock()
+    async with aiohttp.ClientSession() as session:
+        off = make_settings(upstream.url, resource=resource)
+        assert introspection_source(off, session, clock) is None
+        on = make_settings(upstream.url, resource={
+            **resource, "introspection_url": f"{upstream.url}/introspect",
+            "introspection_credentials_file": str(credentials),
+            "introspection_cache_seconds": 7})
+        source = introspection_source(on, session, clock)
+        assert source is not None and source.cache_seconds == 7
+        assert (await source.facts(upstream.issue(client_id="app")) or TokenFacts("jwt")
+                ).client_id == "app"

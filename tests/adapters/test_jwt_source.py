@@ -9,10 +9,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sidecar.adapters.http_fetch import AiohttpFetcher
-from sidecar.adapters.jwt_source import METADATA_PATH, JwtAccessTokenSource, MetadataJwksUri
+from sidecar.adapters.jwt_source import (
+    METADATA_PATH,
+    JwtAccessTokenSource,
+    MetadataJwksUri,
+    jwt_source,
+)
 from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.resource.jwt_access_token import AccessTokenRules
 from sidecar.ports import InvalidTokenError, SourceUnavailableError
+from tests.conftest import make_settings
 from tests.support.fakes import FakeClock
 from tests.support.jwt_as import ISSUER, JwtAccessTokenServer
 from tests.support.opaque_as import METADATA, OpaqueTokenServer
@@ -142,3 +148,23 @@ async def test_unreachable_metadata_is_retried_later_not_on_every_request(
         assert await discovered.jwks_uri() == f"{issuer.url}/jwks"
     finally:
         await runner.cleanup()
+
+
+async def test_built_from_the_resource_settings(issuer: JwtAccessTokenServer,
+                                                fetcher: AiohttpFetcher,
+                                                clock: FakeClock) -> None:
+    resource = {"enabled": True, "public_origin": "https://api.example.com",
+                "check_listen": "127.0.0.1:8181", "jwt_allow_plain_typ": True,
+                "jwt_audiences": ["https://api.example.com"]}
+    jwks = CachingJwksSource(fetcher, clock)
+    # No resource.jwks_uri: the keys are found through the upstream's metadata.
+    discovered = jwt_source(make_settings(issuer.url, server={"issuer": ISSUER},
+                                          resource=resource), fetcher, jwks, clock)
+    facts = await discovered.facts(issuer.token(typ="JWT", cnf={"jkt": JKT}))
+    assert facts is not None and facts.jkt == JKT
+    configured = jwt_source(make_settings("http://127.0.0.1:9", server={"issuer": ISSUER},
+                                          resource={**resource,
+                                                    "jwks_uri": f"{issuer.url}/jwks"}),
+                            fetcher, jwks, clock)
+    with pytest.raises(InvalidTokenError, match="bad_audience"):
+        await configured.facts(issuer.token(aud="https://other.example.com"))
