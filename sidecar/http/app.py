@@ -10,6 +10,7 @@ from sidecar.core.policy import Policy
 from sidecar.http.admin import build_admin_app
 from sidecar.http.admission import Admission
 from sidecar.http.metrics import Metrics
+from sidecar.http.resource import inline_resource
 from sidecar.http.runtime import STATE, SidecarState
 from sidecar.http.token import checked_target, dispatch
 from sidecar.ports import Clock, ReplayStore, SystemClock
@@ -25,7 +26,7 @@ def build_app(
     """The sidecar's token application. Raises ConfigError when the configuration cannot
     serve (unreadable secret file, unusable URL), before anything listens."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[checked_target])
+                          middlewares=[checked_target, inline_resource])
     metrics = metrics or Metrics(client_id_label=settings.metrics.client_id_label)
     app[STATE] = SidecarState(
         settings=settings,

@@ -124,6 +124,10 @@ class Metrics:
         self.open_connections = Gauge("token_sidecar_open_connections",
                                       "Connections open on the token port.", registry=r,
                                       multiprocess_mode="livesum")
+        self.resource_requests = Counter(
+            "token_sidecar_resource_requests",
+            "API calls checked by the resource side (README \"The resource side\"), by "
+            "outcome.", ["result_code"], registry=r)
         self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
         self.build_info.info({"version": __version__})
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}

@@ -94,7 +94,7 @@ def check_cert_headers(request: web.BaseRequest, policy: ReadPolicy) -> OAuthErr
     return None
 
 
-def _cert_headers(request: web.BaseRequest,
+def trusted_cert_headers(request: web.BaseRequest,
                   policy: ReadPolicy) -> tuple[str | None, str | None]:
     """The certificate header and the chain header, from a trusted proxy only, in whatever
     spelling it used (see `headers.fold`). The chain may be a list split over several lines
@@ -138,7 +138,7 @@ async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenR
     if isinstance(params, OAuthError):
         return params
     headers = request.headers
-    cert_header, chain_header = _cert_headers(request, policy)
+    cert_header, chain_header = trusted_cert_headers(request, policy)
     authorizations = headers.getall("Authorization", ())
     if len(authorizations) > 1:
         return errors.invalid_request("request.multiple_authorization",

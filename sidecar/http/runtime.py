@@ -23,6 +23,7 @@ from sidecar.http.headers import ForwardRules, HeaderNames
 from sidecar.http.metrics import InstrumentedStore, Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session
+from sidecar.http.resource_check import ResourceRuntime
 from sidecar.http.target import (
     ATTESTATION_CHALLENGE,
     INTROSPECTION,
@@ -68,6 +69,7 @@ class Runtime:
     forward_rules: ForwardRules  # which of the client's headers go upstream
     guarded: GuardedPaths  # the paths validated rather than passed through
     token_query_allowed: frozenset[str]
+    resource: ResourceRuntime | None = None  # the resource side, when [resource] is enabled
 
 
 @dataclass
@@ -241,6 +243,8 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
         forward_rules=forward_rules(settings),
         guarded=guarded_paths(settings, policy),
         token_query_allowed=frozenset(settings.server.token_query_allowed),
+        resource=None if policy.resource is None
+        else ResourceRuntime.build(settings, policy.resource, resources, clock),
     )
 
 

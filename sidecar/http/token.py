@@ -59,7 +59,7 @@ def request_id_of(request: web.BaseRequest) -> str:
     return sent if _REQUEST_ID.fullmatch(sent) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-def _is_cors_preflight(request: web.BaseRequest) -> bool:
+def is_cors_preflight(request: web.BaseRequest) -> bool:
     # A browser's CORS preflight belongs to the upstream, which owns the CORS policy.
     return (request.method == "OPTIONS" and "Origin" in request.headers
             and "Access-Control-Request-Method" in request.headers)
@@ -82,7 +82,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     runtime = state.runtime
     assert runtime is not None  # set before the site starts listening
-    if _is_cors_preflight(request):
+    if is_cors_preflight(request):
         return await passthrough(request, runtime)
     target = request[TARGET]
     guarded = runtime.guarded.route(target)

@@ -1,0 +1,38 @@
+"""The token sources of the resource side, in the order they are asked (README "The
+resource side"): the recorded access-token binding, then a JWT access token's claims
+(RFC 9068, `resource.jwks_uri`), then the upstream's introspection answer (RFC 7662,
+`resource.introspection_url`). The first source that knows the token wins."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sidecar.adapters.recorded_binding import RecordedBindingSource
+from sidecar.core.resource.token_facts import TokenFacts
+from sidecar.ports import Clock, TokenFactsSource
+from sidecar.settings import Settings
+
+if TYPE_CHECKING:
+    from sidecar.http.runtime import Resources
+
+
+def build_token_sources(settings: Settings, resources: Resources,
+                        clock: Clock) -> tuple[TokenFactsSource, ...]:
+    """The sources for `settings`, over the runtime's open resources (the store, the HTTP
+    session, the JWKS cache). The JWT source (`resource.jwks_uri`) and the introspection
+    source (`resource.introspection_url`, `resource.introspection_credentials_file`,
+    `resource.introspection_cache_seconds`) are appended here, after the recorded one."""
+    sources: list[TokenFactsSource] = [RecordedBindingSource(resources.store, clock)]
+    return tuple(sources)
+
+
+async def first_facts(sources: tuple[TokenFactsSource, ...],
+                      access_token: str) -> TokenFacts | None:
+    """The facts of the first source that knows the token. A source that cannot answer
+    raises (StoreError, SourceUnavailableError): the later ones are not asked, since a
+    "not known" from them could turn a bound token into a bearer one."""
+    for source in sources:
+        facts = await source.facts(access_token)
+        if facts is not None:
+            return facts
+    return None
