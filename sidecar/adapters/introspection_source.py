@@ -26,7 +26,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -162,10 +162,13 @@ class IntrospectionSource:
         return answer
 
     async def _post(self, access_token: str) -> tuple[int, str, bytes]:
+        # Every header named: the application's session adds none of its own (it is a
+        # proxy's: no Content-Type, no Accept-Encoding, bodies not decompressed).
         headers = {"Authorization": self._credentials.authorization,
-                   "Accept": "application/json"}
-        form = {"token": access_token, "token_type_hint": "access_token"}
-        async with self._client().post(self.url, data=form, headers=headers,
+                   "Accept": "application/json", "Accept-Encoding": "identity",
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        form = urlencode({"token": access_token, "token_type_hint": "access_token"})
+        async with self._client().post(self.url, data=form.encode("ascii"), headers=headers,
                                        allow_redirects=False) as response:
             chunks: list[bytes] = []
             size = 0

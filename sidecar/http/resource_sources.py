@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sidecar.adapters.introspection_source import introspection_source
+from sidecar.adapters.jwt_source import jwt_source
 from sidecar.adapters.recorded_binding import RecordedBindingSource
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.ports import Clock, TokenFactsSource
@@ -19,10 +21,16 @@ if TYPE_CHECKING:
 def build_token_sources(settings: Settings, resources: Resources,
                         clock: Clock) -> tuple[TokenFactsSource, ...]:
     """The sources for `settings`, over the runtime's open resources (the store, the HTTP
-    session, the JWKS cache). The JWT source (`resource.jwks_uri`) and the introspection
-    source (`resource.introspection_url`, `resource.introspection_credentials_file`,
-    `resource.introspection_cache_seconds`) are appended here, after the recorded one."""
-    sources: list[TokenFactsSource] = [RecordedBindingSource(resources.store, clock)]
+    session, the JWKS cache and its fetcher): the recorded binding; JWT access tokens, their
+    keys at `resource.jwks_uri` or in the upstream's metadata (a token that is not a JWT
+    costs nothing there); the introspection source when `resource.introspection_url` is set
+    (its credentials file is read now: ConfigError)."""
+    sources: list[TokenFactsSource] = [
+        RecordedBindingSource(resources.store, clock),
+        jwt_source(settings, resources.clients.fetcher, resources.clients.jwks, clock)]
+    introspection = introspection_source(settings, resources.session, clock)
+    if introspection is not None:
+        sources.append(introspection)
     return tuple(sources)
 
 
@@ -30,7 +38,9 @@ async def first_facts(sources: tuple[TokenFactsSource, ...],
                       access_token: str) -> TokenFacts | None:
     """The facts of the first source that knows the token. A source that cannot answer
     raises (StoreError, SourceUnavailableError): the later ones are not asked, since a
-    "not known" from them could turn a bound token into a bearer one."""
+    "not known" from them could turn a bound token into a bearer one. A source that knows
+    the token to be invalid (a JWT that fails) raises InvalidTokenError: no later source
+    may vouch for it."""
     for source in sources:
         facts = await source.facts(access_token)
         if facts is not None:

@@ -10,7 +10,6 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from sidecar.adapters.introspection_source import (
     read_credentials_file,
 )
 from sidecar.core.resource.token_facts import TokenFacts
+from sidecar.http.proxy import open_session
 from sidecar.ports import SourceUnavailableError
 from sidecar.settings import ConfigError
 from tests.conftest import make_settings
@@ -300,8 +300,9 @@ async def test_built_from_the_resource_settings(tmp_path: Path,
     resource = {"enabled": True, "public_origin": "https://api.example.com",
                 "check_listen": "127.0.0.1:8181"}
     clock = FakeClock()
-    async with aiohttp.ClientSession() as session:
-        off = make_settings(upstream.url, resource=resource)
+    off = make_settings(upstream.url, resource=resource)
+    # The application's own session, a proxy's: it adds no Content-Type of its own.
+    async with open_session(off.upstream) as session:
         assert introspection_source(off, session, clock) is None
         on = make_settings(upstream.url, resource={
             **resource, "introspection_url": f"{upstream.url}/introspect",

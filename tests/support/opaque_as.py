@@ -81,6 +81,10 @@ class OpaqueTokenServer:
             await asyncio.sleep(self.introspection_delay)
         if self.introspection_status != 200:
             return web.json_response({"error": "server_error"}, status=self.introspection_status)
+        if self.introspection_credentials is not None and \
+                request.content_type != "application/x-www-form-urlencoded":
+            # As oauthlib (DOT) does: a body of another type holds no token parameter.
+            return web.json_response({"error": "invalid_request"}, status=400)
         if self.introspection_credentials is not None and not self._authorized(request):
             return web.json_response({"error": "invalid_client"}, status=401,
                                      headers={"WWW-Authenticate": 'Basic realm="as"'})

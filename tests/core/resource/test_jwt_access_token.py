@@ -129,7 +129,8 @@ def test_refused_or_not_a_jwt(case: Case) -> None:
 
 
 def test_a_good_token_gives_its_facts() -> None:
-    token = AS.token(cnf={"jkt": JKT}, scope="read write", sub="alice", client_id="app")
+    token = AS.token(cnf={"jkt": JKT}, scope="read write", sub="alice", client_id="app",
+                     exp=int(NOW) + 300)
     facts = jwt_access_token_facts(token, KEYS, RULES, NOW)
     assert facts == TokenFacts(source="jwt", jkt=JKT, client_id="app", subject="alice",
                                scope="read write", expires_at=int(NOW) + 300)
