@@ -1,7 +1,8 @@
 """Running the sidecar as a process: the two listeners, signals, reload, workers.
 
-- SIGTERM/SIGINT: `/readyz` turns unready at once, the token listener stops accepting, requests
-  in flight get `server.shutdown_grace_seconds` to finish, then the admin listener stops.
+- SIGTERM/SIGINT: `/readyz` turns unready at once, the token listener (and the resource
+  side's check listener, `resource.check_listen`) stops accepting, requests in flight get
+  `server.shutdown_grace_seconds` to finish, then the admin listener stops.
 - SIGHUP: the configuration file (and what it points to) is read again; a configuration that
   does not validate is refused with a log line and the old one stays in force. The listen
   addresses and the number of workers only change on restart.
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from sidecar.core.policy import Policy
 from sidecar.http.app import build_admin_app, build_app
+from sidecar.http.resource_doors import build_check_app
 from sidecar.http.runtime import STATE
 from sidecar.http.server import SidecarRunner
 from sidecar.logs import FIELDS_ATTRIBUTE, configure_logging
@@ -52,13 +54,25 @@ async def serve(settings: Settings, config_path: str | None = None,
     fit_descriptor_limit(settings)
     app = build_app(settings)
     reuse_port = settings.server.workers > 1 or None
-    token_runner = SidecarRunner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
+    grace = settings.server.shutdown_grace_seconds
+    token_runner = SidecarRunner(app, shutdown_timeout=grace)
+    # The resource side's check-only listener (Envoy ext_authz, nginx auth_request, Traefik
+    # forwardAuth), when configured: it serves the token application's runtime.
+    check_listen = settings.resource.check_listen if settings.resource.enabled else ""
+    check_runner = SidecarRunner(build_check_app(app), shutdown_timeout=grace) \
+        if check_listen else None
     admin_runner = web.AppRunner(build_admin_app(app), access_log=None)
     await token_runner.setup()
+    if check_runner is not None:
+        await check_runner.setup()
     await admin_runner.setup()
     try:
         host, port = split_listen(settings.server.listen)
         await web.TCPSite(token_runner, host, port, reuse_port=reuse_port).start()
+        if check_runner is not None:
+            check_host, check_port = split_listen(check_listen)
+            await web.TCPSite(check_runner, check_host, check_port,
+                              reuse_port=reuse_port).start()
         admin_host, admin_port = split_listen(settings.server.admin_listen)
         await web.TCPSite(admin_runner, admin_host, admin_port, reuse_port=reuse_port).start()
         _log_serving(settings)
@@ -66,6 +80,10 @@ async def serve(settings: Settings, config_path: str | None = None,
         app[STATE].draining = True
         log.info("draining: finishing requests in flight")
     finally:
+        # The check listener first: it reads the token application's state, which the
+        # token runner's cleanup closes.
+        if check_runner is not None:
+            await check_runner.cleanup()
         await token_runner.cleanup()
         await admin_runner.cleanup()
     log.info("stopped")
@@ -73,11 +91,13 @@ async def serve(settings: Settings, config_path: str | None = None,
 
 def _log_serving(settings: Settings) -> None:
     loop = running_loop_name()
-    message = (f"serving on {settings.server.listen} (admin {settings.server.admin_listen}), "
-               f"event loop {loop}")
+    check = settings.resource.check_listen if settings.resource.enabled else ""
+    message = (f"serving on {settings.server.listen} (admin {settings.server.admin_listen}"
+               f"{f', resource check {check}' if check else ''}), event loop {loop}")
     log.info(message, extra={FIELDS_ATTRIBUTE: {
         "message": message, "listen": settings.server.listen,
-        "admin_listen": settings.server.admin_listen, "event_loop": loop}})
+        "admin_listen": settings.server.admin_listen, "check_listen": check,
+        "event_loop": loop}})
 
 
 def running_loop_name() -> str:
@@ -148,11 +168,14 @@ def reload(app: web.Application, config_path: str) -> bool:
         log.error("configuration reload refused, the previous configuration stays in force: %s",
                   "; ".join(exc.problems))
         return False
-    pending = [key for key in _RESTART_ONLY
+    pending = [f"server.{key}" for key in _RESTART_ONLY
                if getattr(settings.server, key) != getattr(state.settings.server, key)]
+    if (settings.resource.enabled, settings.resource.check_listen) != (
+            state.settings.resource.enabled, state.settings.resource.check_listen):
+        pending.append("resource.check_listen")  # the listener is opened at start only
     if pending:
         log.warning("configuration reloaded; these keys take effect on restart: %s",
-                    ", ".join(f"server.{key}" for key in pending))
+                    ", ".join(pending))
     configure_logging(settings.logging.level, settings.logging.format)
     state.swap(settings, policy)
     state.metrics.config_reloads.labels("applied").inc()

@@ -19,7 +19,7 @@ import trustme
 from tests.support.dpop import DpopKey
 from tests.support.process import SidecarProcess, write_config
 from tests.support.redis_server import RedisServer
-from tests.support.servers import RecordingUpstream
+from tests.support.servers import RecordingUpstream, free_port
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 Start = Callable[..., Awaitable[SidecarProcess]]
@@ -206,3 +206,22 @@ async def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
+
+
+async def test_the_resource_check_listener_starts_and_stops_with_the_process(
+        start_sidecar: Start, client: aiohttp.ClientSession) -> None:
+    check_port = free_port()
+    sidecar = await start_sidecar(resource={
+        "enabled": True, "public_origin": "https://api.example.com",
+        "check_listen": f"127.0.0.1:{check_port}"})
+    check_url = f"http://127.0.0.1:{check_port}"
+    async with client.get(check_url + "/api/things") as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("DPoP algs=")
+    serving = [line for line in log_lines(sidecar) if "check_listen" in line]
+    assert serving[0]["check_listen"] == f"127.0.0.1:{check_port}"
+    sidecar.signal(signal.SIGTERM)
+    assert await sidecar.wait() == 0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as fresh, fresh.get(check_url + "/api/things"):
+            pass

@@ -17,7 +17,7 @@ import time
 from aiohttp import web
 from multidict import CIMultiDict
 
-from sidecar.core.resource.check import Allowed, Denied
+from sidecar.core.resource.check import Allowed, Denied, refuse
 from sidecar.core.resource.metadata import METADATA_PATH
 from sidecar.core.resource.request import ResourceRequest
 from sidecar.http.headers import request_headers_for_upstream
@@ -75,7 +75,7 @@ async def _checked(request: web.Request, runtime: Runtime, resource: ResourceRun
     request_id = request_id_of(request)
     metrics = request.app[STATE].metrics
     refused = check_cert_headers(request, runtime.read_policy)
-    verdict = Denied(refused) if refused is not None else await run_check(
+    verdict = refuse(refused, resource.policy) if refused is not None else await run_check(
         resource_request(request, runtime, request.method, request[TARGET].path), resource)
     if isinstance(verdict, Denied):
         response: web.StreamResponse = error_response(verdict.error, request_id)

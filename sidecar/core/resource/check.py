@@ -37,7 +37,7 @@ from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
 
 __all__ = ["RESOURCE_DPOP_JTI", "Allowed", "Denied", "Presented", "decide", "invalid_token",
-           "present", "replayed", "unavailable"]
+           "present", "refuse", "replayed", "unavailable"]
 
 RESOURCE_DPOP_JTI: Final = "resource-dpop"  # store kind: the jti of proofs at the APIs
 _NO_CREDENTIALS: Final = errors.invalid_token("resource.no_credentials",
@@ -169,6 +169,12 @@ def decide(presented: Presented, facts: TokenFacts | None, policy: ResourcePolic
         replay=ReplayCheck(RESOURCE_DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds,
                            _REPLAYED) if proof is not None else None,
         result_code="resource.allowed" if bound else "resource.allowed_unbound")
+
+
+def refuse(error: OAuthError, policy: ResourcePolicy) -> Denied:
+    """A refusal a door makes before the check (the proxy's headers do not say which
+    request it asks about, two certificate headers), with its challenges."""
+    return _deny(error, None, policy)
 
 
 def replayed(allowed: Allowed, policy: ResourcePolicy) -> Denied:
