@@ -1,11 +1,9 @@
 """The upstream's introspection endpoint (RFC 7662) as a `TokenFactsSource` of the resource side.
 
 - The resource server authenticates with its own client credentials, `client_secret_basic`
-  (RFC 7662 §2.1, RFC 6749 §2.3.1), read from `resource.introspection_credentials_file`: a TOML
-  file with exactly `client_id = "..."` and `client_secret = "..."`. TOML rather than a
-  `client_id:secret` line because a client id may itself hold a `:` (RFC 6749 Appendix A.1)
-  and a quoted string leaves no doubt about surrounding spaces. The secret is never logged,
-  never in a repr or an error message.
+  (RFC 7662 §2.1, RFC 6749 §2.3.1), read from `resource.introspection_credentials_file` with
+  the rest of the configuration (`sidecar.core.resource.credentials`). The secret is never
+  logged, never in a repr or an error message.
 - The request: `POST token=...&token_type_hint=access_token`, `Accept: application/json`, no
   redirects followed, one overall timeout, the answer read up to a size limit; the answer is
   read strictly by `sidecar.core.resource.introspection_answer`.
@@ -20,17 +18,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import aiohttp
 
 from sidecar.core.bounded_cache import BoundedCache
+from sidecar.core.resource.credentials import ClientCredentials
 from sidecar.core.resource.introspection_answer import (
     Inactive,
     NotUnderstood,
@@ -39,55 +35,14 @@ from sidecar.core.resource.introspection_answer import (
 )
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.ports import Clock, SourceUnavailableError
-from sidecar.settings import ConfigError, Settings
+from sidecar.settings import Settings
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 DEFAULT_INACTIVE_SECONDS: Final = 10.0
 DEFAULT_MAX_ENTRIES: Final = 10000
 MAX_ANSWER_BYTES: Final = 64 * 1024
-_CREDENTIAL_KEYS: Final = frozenset({"client_id", "client_secret"})
 
 Answer = TokenFacts | Inactive
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class ClientCredentials:
-    client_id: str
-    client_secret: str
-
-    @property
-    def authorization(self) -> str:
-        """RFC 6749 §2.3.1: each part form-urlencoded, then joined by `:` and base64."""
-        pair = f"{_form_encode(self.client_id)}:{_form_encode(self.client_secret)}"
-        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
-
-    def __repr__(self) -> str:
-        return f"ClientCredentials(client_id={self.client_id!r}, client_secret=...)"
-
-
-def _form_encode(text: str) -> str:
-    return quote(text, safe="").replace("%20", "+")
-
-
-def read_credentials_file(path: str | Path, key: str) -> ClientCredentials:
-    """The credentials in the TOML file at `path`; ConfigError naming `key` (the setting) and
-    the problem - never the secret - when the file cannot be used."""
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{key}: cannot read {path}: {exc.strerror}"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        raise ConfigError([f"{key}: {path} is not a TOML file with client_id and "
-                           "client_secret"]) from None
-    problems = [f"{key}: {path}: unknown key {name!r}" for name in sorted(raw.keys() -
-                                                                             _CREDENTIAL_KEYS)]
-    for name in sorted(_CREDENTIAL_KEYS):
-        value = raw.get(name)
-        if not isinstance(value, str) or not value or not value.isprintable():
-            problems.append(f"{key}: {path}: {name} must be a non-empty printable string")
-    if problems:
-        raise ConfigError(problems)
-    return ClientCredentials(raw["client_id"], raw["client_secret"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,14 +153,13 @@ def _facts(answer: Answer) -> TokenFacts | None:
     return answer if isinstance(answer, TokenFacts) else None
 
 
-def introspection_source(settings: Settings, session: aiohttp.ClientSession,
+def introspection_source(settings: Settings, credentials: ClientCredentials | None,
+                         session: aiohttp.ClientSession,
                          clock: Clock) -> IntrospectionSource | None:
-    """The introspection source of `[resource]`, over the application's session; None
-    without `resource.introspection_url`. Reads the credentials file (ConfigError)."""
+    """The introspection source of `[resource]`, over the application's session, with the
+    credentials the resource policy read; None without `resource.introspection_url`."""
     resource = settings.resource
-    if not resource.introspection_url:
+    if not resource.introspection_url or credentials is None:
         return None
-    credentials = read_credentials_file(resource.introspection_credentials_file,
-                                        "resource.introspection_credentials_file")
     return IntrospectionSource(resource.introspection_url, credentials, clock, session=session,
                                cache_seconds=resource.introspection_cache_seconds)

@@ -66,7 +66,7 @@ class ResourceRuntime:
             settings.upstream, url=resource.upstream_url)) if resource.prefixes else None
         document = protected_resource_metadata(policy, resource=resource.public_origin,
                                                issuer=settings.issuer)
-        return cls(policy=policy, sources=build_token_sources(settings, resources, clock),
+        return cls(policy=policy, sources=build_token_sources(settings, policy, resources, clock),
                    store=resources.store, clock=clock, upstream=upstream,
                    prefixes=tuple(lenient_path(p) for p in resource.prefixes),
                    metadata=json.dumps(document, separators=(",", ":")).encode())

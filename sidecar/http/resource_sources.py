@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sidecar.adapters.introspection_source import introspection_source
 from sidecar.adapters.jwt_source import jwt_source
 from sidecar.adapters.recorded_binding import RecordedBindingSource
+from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.ports import Clock, TokenFactsSource
 from sidecar.settings import Settings
@@ -18,17 +19,18 @@ if TYPE_CHECKING:
     from sidecar.http.runtime import Resources
 
 
-def build_token_sources(settings: Settings, resources: Resources,
+def build_token_sources(settings: Settings, policy: ResourcePolicy, resources: Resources,
                         clock: Clock) -> tuple[TokenFactsSource, ...]:
     """The sources for `settings`, over the runtime's open resources (the store, the HTTP
     session, the JWKS cache and its fetcher): the recorded binding; JWT access tokens, their
     keys at `resource.jwks_uri` or in the upstream's metadata (a token that is not a JWT
-    costs nothing there); the introspection source when `resource.introspection_url` is set
-    (its credentials file is read now: ConfigError)."""
+    costs nothing there); the introspection source when `resource.introspection_url` is set,
+    with the credentials the policy read."""
     sources: list[TokenFactsSource] = [
         RecordedBindingSource(resources.store, clock),
         jwt_source(settings, resources.clients.fetcher, resources.clients.jwks, clock)]
-    introspection = introspection_source(settings, resources.session, clock)
+    introspection = introspection_source(settings, policy.introspection_credentials,
+                                         resources.session, clock)
     if introspection is not None:
         sources.append(introspection)
     return tuple(sources)

@@ -13,12 +13,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from sidecar.adapters.introspection_source import (
-    ClientCredentials,
-    IntrospectionSource,
-    introspection_source,
-    read_credentials_file,
-)
+from sidecar.adapters.introspection_source import IntrospectionSource, introspection_source
+from sidecar.core.resource.credentials import ClientCredentials, read_credentials_file
+from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.http.proxy import open_session
 from sidecar.ports import SourceUnavailableError
@@ -301,14 +298,27 @@ async def test_built_from_the_resource_settings(tmp_path: Path,
                 "check_listen": "127.0.0.1:8181"}
     clock = FakeClock()
     off = make_settings(upstream.url, resource=resource)
+    on = make_settings(upstream.url, resource={
+        **resource, "introspection_url": f"{upstream.url}/introspect",
+        "introspection_credentials_file": str(credentials), "introspection_cache_seconds": 7})
+    policy = ResourcePolicy.from_settings(on)
+    assert policy.introspection_credentials == CREDENTIALS
     # The application's own session, a proxy's: it adds no Content-Type of its own.
     async with open_session(off.upstream) as session:
-        assert introspection_source(off, session, clock) is None
-        on = make_settings(upstream.url, resource={
-            **resource, "introspection_url": f"{upstream.url}/introspect",
-            "introspection_credentials_file": str(credentials),
-            "introspection_cache_seconds": 7})
-        source = introspection_source(on, session, clock)
+        assert introspection_source(off, None, session, clock) is None
+        source = introspection_source(on, policy.introspection_credentials, session, clock)
         assert source is not None and source.cache_seconds == 7
         assert (await source.facts(upstream.issue(client_id="app")) or TokenFacts("jwt")
                 ).client_id == "app"
+
+
+def test_a_bad_credentials_file_is_a_configuration_problem(tmp_path: Path) -> None:
+    """Found with the rest of the configuration (check-config, start), never mid-request."""
+    credentials = tmp_path / "introspection.toml"
+    credentials.write_text('client_id = "rs"\n')
+    settings = make_settings("http://127.0.0.1:9", resource={
+        "enabled": True, "public_origin": "https://api.example.com",
+        "check_listen": "127.0.0.1:8181", "introspection_url": "http://127.0.0.1:9/i",
+        "introspection_credentials_file": str(credentials)})
+    with pytest.raises(ConfigError, match="client_secret must be"):
+        ResourcePolicy.from_settings(settings)
