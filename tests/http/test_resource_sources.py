@@ -2,7 +2,7 @@
 the binding comes from"): a JWT access token with `cnf` from an authorization server that
 serves its keys (RFC 9068), an opaque token bound only in the upstream's introspection answer
 (RFC 7662), and the recorded binding first. Real HTTP everywhere: the API, the key server,
-the introspection endpoint."""
+the introspection endpoint; the inline door and the check-only listener."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ import pytest
 from multidict import CIMultiDict
 
 from sidecar.adapters.memory import MemoryStore
+from sidecar.http.app import build_app
+from sidecar.http.resource_doors import build_check_app
 from sidecar.ports import SystemClock
-from tests.conftest import Sidecar, SidecarFactory
+from tests.conftest import Sidecar, SidecarFactory, make_settings
 from tests.support.dpop import DpopKey
 from tests.support.jwt_as import ISSUER, JwtAccessTokenServer
 from tests.support.opaque_as import OpaqueTokenServer
@@ -209,3 +211,35 @@ async def test_the_recorded_binding_comes_first(api: ApiFactory,
     await bind(a.store, token, jkt=recorded.jkt)
     assert (await a.call(token, recorded)).status == 200
     assert not opaque_as.introspection_bodies
+
+
+# ---------------------------------------------------------------------------------------
+# The same sources behind the check-only listener (Envoy ext_authz).
+
+
+async def test_the_check_listener_asks_the_same_sources(
+        upstream: RecordingUpstream, tmp_path: Path, jwt_as: JwtAccessTokenServer,
+        opaque_as: OpaqueTokenServer, client: aiohttp.ClientSession) -> None:
+    credentials = tmp_path / "introspection.toml"
+    credentials.write_text(f'client_id = "{RS_ID}"\nclient_secret = "{RS_SECRET}"\n')
+    resource = resource_settings("", prefixes=[], check_listen="127.0.0.1:1",
+                                 jwks_uri=f"{jwt_as.url}/jwks",
+                                 introspection_url=f"{opaque_as.url}/introspect",
+                                 introspection_credentials_file=str(credentials))
+    app = build_app(make_settings(upstream.url, server={"issuer": ISSUER}, resource=resource))
+    token_runner, _ = await start_app(app)
+    check_runner, check_url = await start_app(build_check_app(app))
+    try:
+        key = DpopKey()
+        for token in (jwt_as.token(cnf={"jkt": key.jkt}),
+                      opaque_as.issue(client_id="app", cnf={"jkt": key.jkt})):
+            headers = {"Authorization": f"DPoP {token}", "DPoP": api_proof(key, token)}
+            async with client.get(check_url + API_PATH, headers=headers) as allowed:
+                assert allowed.status == 200
+                assert allowed.headers["X-Token-DPoP-JKT"] == key.jkt
+            headers["DPoP"] = api_proof(DpopKey(), token)
+            async with client.get(check_url + API_PATH, headers=headers) as refused:
+                assert refused.status == 401
+    finally:
+        await check_runner.cleanup()
+        await token_runner.cleanup()
