@@ -51,7 +51,7 @@ _DOOR_HEADERS: Final = ((NGINX, "X-Original-Method", "X-Original-URI"),
 def build_check_app(token_app: web.Application) -> web.Application:
     """The check listener's application; it reads the token application's current runtime
     on every request, so a reload applies to it too."""
-    app = web.Application(client_max_size=0)
+    app = web.Application()  # no body is ever read here
     app[TOKEN_APP] = token_app
     app.router.add_route("*", "/{tail:.*}", _check)
     return app
@@ -77,8 +77,9 @@ async def _check(request: web.Request) -> web.Response:
     request_id = request_id_of(request)
     state = request.app[TOKEN_APP][STATE]
     runtime = state.runtime
-    if runtime is None or runtime.resource is None:
-        raise web.HTTPServiceUnavailable
+    if runtime is None or runtime.resource is None:  # not started, or the side turned off
+        return error_response(errors.temporarily_unavailable(
+            "resource.not_serving", "The token check is not serving."), request_id)
     resource = runtime.resource
     door, raw, method = original_request(
         request, runtime.read_policy.is_trusted_peer(request.remote))

@@ -35,6 +35,10 @@ import yaml
 from aiohttp import web
 
 from sidecar.adapters import check_store
+from sidecar.core.resource.check import Allowed
+from sidecar.core.resource.request import Credentials
+from sidecar.core.resource.token_facts import TokenFacts
+from sidecar.http.runtime import CONTEXT_PREFIX
 from sidecar.settings import ConfigError, StoreSettings, env_variables, settings_from_mapping
 from tests.support.nginx import check_config, render_deploy_config, require_nginx
 from tests.support.process import SidecarProcess
@@ -760,6 +764,67 @@ def test_envoy_passes_the_client_certificate_as_xfcc() -> None:
                   "client_cert_header": "X-Forwarded-Client-Cert"},
     }, {})
     assert settings.trust.client_cert_format == "envoy-xfcc"
+
+
+def _matches(patterns: list[dict[str, str]], name: str) -> bool:
+    name = name.lower()
+    return any(name == p.get("exact") or name.startswith(p.get("prefix", "\0"))
+               for p in patterns)
+
+
+def test_envoy_asks_the_resource_check_listener_with_ext_authz() -> None:
+    config = yaml.safe_load((DEPLOY / "envoy" / "envoy-resource.yaml").read_text(
+        encoding="utf-8"))
+    [manager] = typed(config, ".http_connection_manager.v3.HttpConnectionManager")
+    assert manager["forward_client_cert_details"] == "SANITIZE_SET"
+    filters = [f["name"] for f in manager["http_filters"]]
+    assert filters == ["envoy.filters.http.ext_authz", "envoy.filters.http.router"]
+    [authz] = typed(config, ".ext_authz.v3.ExtAuthz")
+    assert authz["failure_mode_allow"] is False  # fail closed
+    assert "with_request_body" not in authz  # the check needs headers only
+    service = authz["http_service"]
+    assert "path_prefix" not in service  # the original path is the one a proof names
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    addresses = [n for n in walk(clusters[service["server_uri"]["cluster"]]) if "port_value" in n]
+    assert addresses == [{"address": "127.0.0.1", "port_value": 8181}]
+    asked = service["authorization_request"]["allowed_headers"]["patterns"]
+    for name in ("authorization", "DPoP", "x-forwarded-client-cert", "X-Token-Admin"):
+        assert _matches(asked, name), name
+    # Headers another door reads as the original request must not pass from the client.
+    for name in ("X-Original-URI", "X-Original-Method", "X-Forwarded-Uri", "X-Forwarded-Method"):
+        assert not _matches(asked, name), name
+    answer = service["authorization_response"]
+    # Everything the sidecar gives an allowed request reaches the API...
+    allowed = Allowed(Credentials("DPoP", "t"), TokenFacts(
+        "recorded", jkt="k", x5t_s256="c", client_id="a", subject="s", scope="r"),
+        jkt="k", cert_s256="c", replay=None, result_code="resource.allowed")
+    for name in ["Authorization", *(CONTEXT_PREFIX + n for n, _ in allowed.context())]:
+        assert _matches(answer["allowed_upstream_headers"]["patterns"], name), name
+    # ... and what a refused client needs to retry reaches the client.
+    for name in ("WWW-Authenticate", "DPoP-Nonce", "Retry-After"):
+        assert _matches(answer["allowed_client_headers"]["patterns"], name), name
+    settings = settings_from_mapping({
+        "server": {"public_token_endpoint": "https://as.example.com/token"},
+        "upstream": {"url": "http://127.0.0.1:9000"},
+        "resource": {"enabled": True, "public_origin": "https://api.example.com",
+                     "check_listen": "127.0.0.1:8181"},
+        "trust": {"client_cert_format": "envoy-xfcc",
+                  "client_cert_header": "X-Forwarded-Client-Cert"},
+    }, {})
+    assert settings.resource.check_listen == "127.0.0.1:8181"
+
+
+def test_nginx_resource_example_asks_before_it_forwards() -> None:
+    text = (DEPLOY / "nginx" / "token-sidecar-resource.conf").read_text(encoding="utf-8")
+    directives = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    assert "auth_request /_token_sidecar_check;" in directives
+    assert "proxy_set_header X-Original-URI    $request_uri;" in directives
+    assert "proxy_set_header X-Original-Method $request_method;" in directives
+    assert "proxy_set_header Authorization $token_authorization;" in directives
+    assert 'proxy_set_header DPoP "";' in directives
+    assert "add_header WWW-Authenticate $token_www_authenticate always;" in directives
+    assert "proxy_pass_request_body off;" in directives
+    assert "internal;" in directives
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_CONF = ROOT / "deploy" / "nginx" / "token-sidecar.conf"
+RESOURCE_CONF = ROOT / "deploy" / "nginx" / "token-sidecar-resource.conf"
 
 _START_TIMEOUT_SECONDS = 10.0
 _STOP_TIMEOUT_SECONDS = 10.0
@@ -71,11 +72,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 # Configuration.
 
 
-def _replace_once(text: str, old: str, new: str) -> str:
+def _replace_once(text: str, old: str, new: str, source: Path = DEPLOY_CONF) -> str:
     count = text.count(old)
     if count != 1:
         raise AssertionError(
-            f"{DEPLOY_CONF.relative_to(ROOT)}: expected exactly one {old!r} to substitute for "
+            f"{source.relative_to(ROOT)}: expected exactly one {old!r} to substitute for "
             f"the test instance, found {count}; update tests/support/nginx.py with the file")
     return text.replace(old, new)
 
@@ -91,6 +92,24 @@ def render_deploy_config(*, listen: str, sidecar: str, certificate: Path, key: P
     if proxy_bind is not None:
         text = _replace_once(text, "proxy_pass http://token_sidecar;",
                              f"proxy_pass http://token_sidecar;\n        proxy_bind {proxy_bind};")
+    return text
+
+
+def render_resource_config(*, listen: str, check: str, api: str, certificate: Path, key: Path,
+                           proxy_bind: str | None = None) -> str:
+    """deploy/nginx/token-sidecar-resource.conf with a test instance's addresses and files."""
+    source = RESOURCE_CONF
+    text = source.read_text(encoding="utf-8")
+    for old, new in (("listen 443 ssl;", f"listen {listen} ssl;"),
+                     ("server 127.0.0.1:8181;", f"server {check};"),
+                     ("server 127.0.0.1:9100;", f"server {api};"),
+                     ("/etc/nginx/tls/api.example.com.crt", str(certificate)),
+                     ("/etc/nginx/tls/api.example.com.key", str(key))):
+        text = _replace_once(text, old, new, source)
+    if proxy_bind is not None:
+        text = _replace_once(text, "proxy_pass http://token_sidecar_check;",
+                             f"proxy_pass http://token_sidecar_check;\n"
+                             f"        proxy_bind {proxy_bind};", source)
     return text
 
 
