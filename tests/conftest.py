@@ -47,6 +47,15 @@ async def upstream() -> AsyncIterator[RecordingUpstream]:
     await runner.cleanup()
 
 
+@pytest.fixture
+async def api() -> AsyncIterator[RecordingUpstream]:
+    """An API behind the resource side (`resource.upstream_url`), recording what reached it."""
+    recorder = RecordingUpstream()
+    runner, recorder.url = await start_app(recorder.app())
+    yield recorder
+    await runner.cleanup()
+
+
 SidecarFactory = Callable[..., Awaitable[Sidecar]]
 
 

@@ -12,6 +12,7 @@ no `DPoP` header; none of the client's own `X-Token-*` headers, in any spelling;
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from aiohttp import web
@@ -110,4 +111,9 @@ async def _forward(request: web.Request, upstream: Upstream,
     try:
         return await upstream.stream(request, request[TARGET], headers)
     except AnswerWith as answer:
-        return error_response(answer.error, headers.get("X-Request-Id"))
+        error = dataclasses.replace(answer.error, description=_API_FAILURES.get(
+            answer.error.status, answer.error.description))
+        return error_response(error, headers.get("X-Request-Id"))
+
+
+_API_FAILURES = {502: "The API could not be reached.", 504: "The API did not answer in time."}

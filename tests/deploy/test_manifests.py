@@ -777,6 +777,8 @@ def test_envoy_asks_the_resource_check_listener_with_ext_authz() -> None:
         encoding="utf-8"))
     [manager] = typed(config, ".http_connection_manager.v3.HttpConnectionManager")
     assert manager["forward_client_cert_details"] == "SANITIZE_SET"
+    assert manager["common_http_protocol_options"]["headers_with_underscores_action"] == \
+        "REJECT_REQUEST"
     filters = [f["name"] for f in manager["http_filters"]]
     assert filters == ["envoy.filters.http.ext_authz", "envoy.filters.http.router"]
     [authz] = typed(config, ".ext_authz.v3.ExtAuthz")

@@ -49,14 +49,6 @@ FrontFactory = Callable[..., Awaitable[Front]]
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[RecordingUpstream]:
-    recorder = RecordingUpstream()
-    runner, recorder.url = await start_app(recorder.app())
-    yield recorder
-    await runner.cleanup()
-
-
-@pytest.fixture
 async def front_factory(pki: Pki, api: RecordingUpstream, upstream: RecordingUpstream,
                         redis_server_session: RedisServer,
                         tmp_path: Path) -> AsyncIterator[FrontFactory]:

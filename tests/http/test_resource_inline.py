@@ -49,14 +49,6 @@ Start = Callable[..., Awaitable[Deployment]]
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[RecordingUpstream]:
-    recorder = RecordingUpstream()
-    runner, recorder.url = await start_app(recorder.app())
-    yield recorder
-    await runner.cleanup()
-
-
-@pytest.fixture
 async def deploy(upstream: RecordingUpstream, api: RecordingUpstream
                  ) -> AsyncIterator[Start]:
     runners: list[web.AppRunner] = []
@@ -223,6 +215,8 @@ async def test_an_api_that_cannot_be_reached_is_502(
     try:
         async with client.get(url + API_PATH, headers={"Authorization": "Bearer x"}) as response:
             assert response.status == 502
+            assert (await response.json())["error_description"] == \
+                "The API could not be reached."
     finally:
         await runner.cleanup()
 
