@@ -80,9 +80,11 @@ async def opaque_as() -> AsyncIterator[OpaqueTokenServer]:
 
 
 @pytest.fixture
-async def api(sidecar_factory: SidecarFactory, upstream: RecordingUpstream, tmp_path: Path,
-              jwt_as: JwtAccessTokenServer, opaque_as: OpaqueTokenServer
-              ) -> AsyncIterator[ApiFactory]:
+async def guarded(sidecar_factory: SidecarFactory, upstream: RecordingUpstream,
+                  tmp_path: Path, jwt_as: JwtAccessTokenServer, opaque_as: OpaqueTokenServer
+                  ) -> AsyncIterator[ApiFactory]:
+    """A sidecar whose resource side knows all three sources: the store, the JWT AS's keys,
+    the opaque AS's introspection."""
     credentials = tmp_path / "introspection.toml"
     credentials.write_text(f'client_id = "{RS_ID}"\nclient_secret = "{RS_SECRET}"\n')
     async with aiohttp.ClientSession() as http:
@@ -103,9 +105,9 @@ async def api(sidecar_factory: SidecarFactory, upstream: RecordingUpstream, tmp_
 # JWT access tokens (RFC 9068).
 
 
-async def test_a_jwt_with_cnf_works_only_with_its_key(api: ApiFactory,
+async def test_a_jwt_with_cnf_works_only_with_its_key(guarded: ApiFactory,
                                                       jwt_as: JwtAccessTokenServer) -> None:
-    a = await api()
+    a = await guarded()
     key = DpopKey()
     token = jwt_as.token(cnf={"jkt": key.jkt}, sub="alice", client_id="app", scope="read")
     allowed = await a.call(token, key)
@@ -128,9 +130,9 @@ async def test_a_jwt_with_cnf_works_only_with_its_key(api: ApiFactory,
     ({"typ": "JWT"}, "bad_typ"),
 ], ids=["expired", "another issuer", "typed JWT"])
 async def test_a_jwt_that_fails_is_invalid_and_never_introspected(
-        api: ApiFactory, jwt_as: JwtAccessTokenServer, opaque_as: OpaqueTokenServer,
+        guarded: ApiFactory, jwt_as: JwtAccessTokenServer, opaque_as: OpaqueTokenServer,
         change: dict[str, Any], code: str) -> None:
-    a = await api()
+    a = await guarded()
     key = DpopKey()
     token = jwt_as.token(cnf={"jkt": key.jkt}, **change)
     answer = await a.call(token, key)
@@ -140,24 +142,24 @@ async def test_a_jwt_that_fails_is_invalid_and_never_introspected(
     assert not opaque_as.introspection_bodies and not a.reached
 
 
-async def test_a_typed_jwt_passes_when_configured(api: ApiFactory,
+async def test_a_typed_jwt_passes_when_configured(guarded: ApiFactory,
                                                   jwt_as: JwtAccessTokenServer) -> None:
-    a = await api(jwt_allow_plain_typ=True, jwt_audiences=["https://api.example.com"])
+    a = await guarded(jwt_allow_plain_typ=True, jwt_audiences=["https://api.example.com"])
     key = DpopKey()
     assert (await a.call(jwt_as.token(typ="JWT", cnf={"jkt": key.jkt}), key)).status == 200
 
 
 async def test_an_unbound_jwt_as_bearer_follows_resource_bearer(
-        api: ApiFactory, jwt_as: JwtAccessTokenServer) -> None:
+        guarded: ApiFactory, jwt_as: JwtAccessTokenServer) -> None:
     token = jwt_as.token()
-    assert (await (await api()).call(token, None, scheme="Bearer")).status == 200
-    denied = await (await api(bearer="deny")).call(token, None, scheme="Bearer")
+    assert (await (await guarded()).call(token, None, scheme="Bearer")).status == 200
+    denied = await (await guarded(bearer="deny")).call(token, None, scheme="Bearer")
     assert denied.status == 401
 
 
-async def test_the_key_server_down_fails_closed(api: ApiFactory,
+async def test_the_key_server_down_fails_closed(guarded: ApiFactory,
                                                 jwt_as: JwtAccessTokenServer) -> None:
-    a = await api()
+    a = await guarded()
     jwt_as.jwks_status = 500
     key = DpopKey()
     answer = await a.call(jwt_as.token(cnf={"jkt": key.jkt}), key)
@@ -170,8 +172,8 @@ async def test_the_key_server_down_fails_closed(api: ApiFactory,
 
 
 async def test_an_opaque_token_bound_only_in_introspection(
-        api: ApiFactory, opaque_as: OpaqueTokenServer) -> None:
-    a = await api()
+        guarded: ApiFactory, opaque_as: OpaqueTokenServer) -> None:
+    a = await guarded()
     key = DpopKey()
     token = opaque_as.issue(client_id="app", sub="bob", scope="read write",
                             cnf={"jkt": key.jkt}, token_type="DPoP")
@@ -185,16 +187,16 @@ async def test_an_opaque_token_bound_only_in_introspection(
     assert len(a.reached) == 2
 
 
-async def test_an_inactive_token_is_refused(api: ApiFactory,
+async def test_an_inactive_token_is_refused(guarded: ApiFactory,
                                             opaque_as: OpaqueTokenServer) -> None:
-    answer = await (await api()).call("never-issued-token", DpopKey())
+    answer = await (await guarded()).call("never-issued-token", DpopKey())
     assert answer.status == 401 and 'error="invalid_token"' in answer.challenge("DPoP")
     assert len(opaque_as.introspection_bodies) == 1
 
 
-async def test_introspection_down_fails_closed(api: ApiFactory,
+async def test_introspection_down_fails_closed(guarded: ApiFactory,
                                                opaque_as: OpaqueTokenServer) -> None:
-    a = await api()
+    a = await guarded()
     key = DpopKey()
     token = opaque_as.issue(client_id="app", cnf={"jkt": key.jkt})
     opaque_as.introspection_status = 500
@@ -203,9 +205,9 @@ async def test_introspection_down_fails_closed(api: ApiFactory,
     assert not a.reached
 
 
-async def test_the_recorded_binding_comes_first(api: ApiFactory,
+async def test_the_recorded_binding_comes_first(guarded: ApiFactory,
                                                 opaque_as: OpaqueTokenServer) -> None:
-    a = await api()
+    a = await guarded()
     recorded, claimed = DpopKey(), DpopKey()
     token = opaque_as.issue(client_id="app", cnf={"jkt": claimed.jkt})
     await bind(a.store, token, jkt=recorded.jkt)
