@@ -1,4 +1,5 @@
-"""The baseline: a plain aiohttp pass-through of POST /token, no checks at all.
+"""The baseline: a plain aiohttp pass-through of POST /token (and of GET /api/..., for
+bench/resource.py), no checks at all.
 
     python bench/plain_proxy.py 127.0.0.1:8081 http://127.0.0.1:9000
 
@@ -27,8 +28,16 @@ async def main(listen: str, upstream: str) -> None:
             return web.Response(status=answer.status, body=await answer.read(),
                                 content_type=answer.content_type)
 
+    async def api(request: web.Request) -> web.Response:
+        # bench/resource.py's baseline: the API call passed through, its Authorization too.
+        headers = {k: v for k, v in request.headers.items() if k in ("Authorization", "DPoP")}
+        async with session.get(upstream + request.path_qs, headers=headers) as answer:
+            return web.Response(status=answer.status, body=await answer.read(),
+                                content_type=answer.content_type)
+
     app = web.Application()
     app.router.add_post("/token", token)
+    app.router.add_get("/api/{tail:.*}", api)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, _, port = listen.rpartition(":")

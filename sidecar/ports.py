@@ -69,14 +69,28 @@ class SourceUnavailableError(Exception):
     answer. The resource side fails closed on it (503), never treats it as "not bound"."""
 
 
+class InvalidTokenError(Exception):
+    """A token source recognised the token and found it invalid: a JWT access token whose
+    signature, issuer, type or times fail (RFC 9068 §4). The check refuses it as
+    `invalid_token` (RFC 6750 §3.1) and asks no further source: an introspection endpoint
+    must not get a second chance to vouch for a forged JWT. `reason` is stable (a result
+    code such as `jwt.expired`), `description` may be sent to the client, the message is for
+    logs; none of them holds the token."""
+
+    def __init__(self, reason: str, description: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.description = description
+
+
 class TokenFactsSource(Protocol):
     """One source of facts about an access token: its recorded binding, its JWT claims, or
     the upstream's introspection answer (`sidecar.core.resource.token_facts`)."""
 
     async def facts(self, access_token: str) -> TokenFacts | None:
         """The token's facts, or None when this source does not know it (not a JWT, not
-        recorded, inactive). Raises SourceUnavailableError (or StoreError) when it cannot
-        answer."""
+        recorded, inactive). Raises InvalidTokenError for a token it knows to be invalid,
+        SourceUnavailableError (or StoreError) when it cannot answer."""
         ...
 
 

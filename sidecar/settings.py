@@ -456,6 +456,11 @@ class ResourceSettings:
     introspection_url: str = key("", _http_url)
     introspection_credentials_file: str = key("", path=True)
     introspection_cache_seconds: int = key(300, _non_negative)
+    # JWT access tokens typed "JWT" or not typed at all, besides RFC 9068's "at+jwt" (many
+    # servers type them so); never another explicit type. Set jwt_audiences with it.
+    jwt_allow_plain_typ: bool = key(False)
+    # RFC 9068 §4: the `aud` a JWT access token must name one of; empty: not checked.
+    jwt_audiences: tuple[str, ...] = key([])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,6 +46,27 @@ def test_check_config_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_check_config_reads_the_introspection_credentials(tmp_path: Path) -> None:
+    """A resource side's credentials file is checked with the rest, the secret never shown."""
+    credentials = tmp_path / "introspection.toml"
+    credentials.write_text('client_id = "gateway"\nsecret = "hunter2hunter2"\n')
+    config = tmp_path / "sidecar.toml"
+    config.write_text(
+        '[server]\npublic_token_endpoint = "https://as.example.com/token"\n'
+        '[upstream]\nurl = "http://127.0.0.1:9000"\n'
+        '[resource]\nenabled = true\npublic_origin = "https://api.example.com"\n'
+        'prefixes = ["/api/"]\nupstream_url = "http://127.0.0.1:9100"\n'
+        'introspection_url = "http://127.0.0.1:9000/introspect"\n'
+        'introspection_credentials_file = "introspection.toml"\n')
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 2
+    assert "resource.introspection_credentials_file" in result.stderr
+    assert "client_secret must be" in result.stderr and "unknown key 'secret'" in result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+    credentials.write_text('client_id = "gateway"\nclient_secret = "hunter2hunter2"\n')
+    assert run("check-config", "--config", str(config)).returncode == 0
+
+
 def test_check_config_missing_file(tmp_path: Path) -> None:
     result = run("check-config", "--config", str(tmp_path / "none.toml"))
     assert result.returncode == 2

@@ -16,6 +16,7 @@ from sidecar.core.resource.check import (
     Allowed,
     Denied,
     decide,
+    invalid_token,
     present,
     replayed,
     unavailable,
@@ -28,7 +29,14 @@ from sidecar.http.proxy import Upstream
 from sidecar.http.resource_sources import build_token_sources, first_facts
 from sidecar.http.target import lenient_path
 from sidecar.logs import FIELDS_ATTRIBUTE
-from sidecar.ports import Clock, ReplayStore, SourceUnavailableError, StoreError, TokenFactsSource
+from sidecar.ports import (
+    Clock,
+    InvalidTokenError,
+    ReplayStore,
+    SourceUnavailableError,
+    StoreError,
+    TokenFactsSource,
+)
 from sidecar.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +66,7 @@ class ResourceRuntime:
             settings.upstream, url=resource.upstream_url)) if resource.prefixes else None
         document = protected_resource_metadata(policy, resource=resource.public_origin,
                                                issuer=settings.issuer)
-        return cls(policy=policy, sources=build_token_sources(settings, resources, clock),
+        return cls(policy=policy, sources=build_token_sources(settings, policy, resources, clock),
                    store=resources.store, clock=clock, upstream=upstream,
                    prefixes=tuple(lenient_path(p) for p in resource.prefixes),
                    metadata=json.dumps(document, separators=(",", ":")).encode())
@@ -78,7 +86,10 @@ async def run_check(request: ResourceRequest, runtime: ResourceRuntime) -> Verdi
     try:
         facts = await first_facts(runtime.sources, presented.token)
     except (StoreError, SourceUnavailableError) as exc:  # fail closed, whatever failure_mode
-        return unavailable(runtime.policy, "resource.source_unavailable", type(exc).__name__)
+        return unavailable(runtime.policy, "resource.source_unavailable",
+                           f"{type(exc).__name__}: {exc}")
+    except InvalidTokenError as exc:  # no later source may vouch for it
+        return invalid_token(presented, runtime.policy, exc.reason, exc.description, str(exc))
     verdict = decide(presented, facts, runtime.policy, now)
     if isinstance(verdict, Denied) or verdict.replay is None:
         return verdict

@@ -9,7 +9,12 @@ from sidecar.adapters.memory import MemoryStore
 from sidecar.adapters.recorded_binding import RecordedBindingSource
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.http.resource_sources import first_facts
-from sidecar.ports import SourceUnavailableError, SystemClock, TokenFactsSource
+from sidecar.ports import (
+    InvalidTokenError,
+    SourceUnavailableError,
+    SystemClock,
+    TokenFactsSource,
+)
 
 
 class Known:
@@ -51,3 +56,16 @@ async def test_the_recorded_binding_is_a_source() -> None:
     source: TokenFactsSource = RecordedBindingSource(
         MemoryStore(max_entries=10, prefix="t:", clock=SystemClock()), SystemClock())
     assert await first_facts((source,), "unknown") is None
+
+
+class Refusing:
+    async def facts(self, access_token: str) -> TokenFacts | None:
+        raise InvalidTokenError("jwt.expired", "The access token has expired.")
+
+
+async def test_a_source_that_knows_the_token_invalid_stops_the_lookup() -> None:
+    """A JWT that fails is never handed to introspection for a second opinion."""
+    later = Known({"a": TokenFacts("introspection", jkt="k")})
+    with pytest.raises(InvalidTokenError, match=r"jwt\.expired"):
+        await first_facts((Known({}), Refusing(), later), "a")
+    assert later.asked == []

@@ -1,15 +1,22 @@
 """An authorization server that knows no DPoP, as django-oauth-toolkit behaves: opaque tokens,
 RFC 7662 introspection answering `{"active", "client_id", "scope", "exp"}` with no `cnf`,
-RFC 7009 revocation, an RFC 8414 metadata document with an ETag. A real HTTP server."""
+RFC 7009 revocation, an RFC 8414 metadata document with an ETag. A real HTTP server.
+
+For the resource side's introspection source: `issue` a token with the claims its
+introspection answer will hold (`cnf` included, as a DPoP-aware AS would); the resource
+server's credentials are checked when `introspection_credentials` is set; the endpoint can be
+made slow or failing."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import web
 
@@ -32,7 +39,18 @@ class OpaqueTokenServer:
     revoked: list[str] = field(default_factory=list)
     introspection_extra: dict[str, Any] = field(default_factory=dict)
     expires_in: int | None = 3600
+    introspection_credentials: tuple[str, str] | None = None  # (client_id, secret) required
+    introspection_authorizations: list[str] = field(default_factory=list)
+    introspection_status: int = 200
+    introspection_delay: float = 0.0
     url: str = ""
+
+    def issue(self, **claims: Any) -> str:
+        """A new token whose active introspection answer is `claims` (plus `exp` in an hour
+        unless given)."""
+        token = secrets.token_urlsafe(24)
+        self.issued[token] = {"exp": int(time.time()) + 3600, **claims}
+        return token
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -58,6 +76,18 @@ class OpaqueTokenServer:
     async def _introspect(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.introspection_bodies.append(body)
+        self.introspection_authorizations.append(request.headers.get("Authorization", ""))
+        if self.introspection_delay:
+            await asyncio.sleep(self.introspection_delay)
+        if self.introspection_status != 200:
+            return web.json_response({"error": "server_error"}, status=self.introspection_status)
+        if self.introspection_credentials is not None and \
+                request.content_type != "application/x-www-form-urlencoded":
+            # As oauthlib (DOT) does: a body of another type holds no token parameter.
+            return web.json_response({"error": "invalid_request"}, status=400)
+        if self.introspection_credentials is not None and not self._authorized(request):
+            return web.json_response({"error": "invalid_client"}, status=401,
+                                     headers={"WWW-Authenticate": 'Basic realm="as"'})
         form = dict(parse_qsl(body.decode()))
         if "token" not in form:
             return web.json_response({"error": "invalid_request"}, status=400)
@@ -66,6 +96,19 @@ class OpaqueTokenServer:
             return web.json_response({"active": False})
         return web.json_response({"active": True, **self.issued[token],
                                   **self.introspection_extra})
+
+    def last_form(self) -> dict[str, str]:
+        """The form of the last introspection request."""
+        return dict(parse_qsl(self.introspection_bodies[-1].decode()))
+
+    def _authorized(self, request: web.Request) -> bool:
+        assert self.introspection_credentials is not None
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        # RFC 6749 §2.3.1: both parts form-urlencoded before they are joined.
+        client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+        return (unquote_plus(client_id), unquote_plus(secret)) == self.introspection_credentials
 
     async def _revoke(self, request: web.Request) -> web.Response:
         # As DOT does (RFC 7009 §2.1): only the client a token was issued to revokes it, and

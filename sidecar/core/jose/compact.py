@@ -92,6 +92,12 @@ def strict_json_object(segment: str) -> dict[str, object] | None:
     return _json_object(b64url_decode(segment), _STRICT_JSON)
 
 
+def strict_json_document(raw: bytes) -> dict[str, object] | None:
+    """A JSON object read as strictly as a JOSE segment (no duplicate members, no NaN), from
+    a document that is not base64url: an introspection answer (RFC 7662 §2.2); else None."""
+    return _json_object(raw, _STRICT_JSON)
+
+
 def lenient_json_object(segment: str) -> dict[str, object] | None:
     """A base64url segment that is a JSON object, read as most JWT libraries do (padding
     bits ignored, the last duplicate member wins); None otherwise. Only for shape checks of

@@ -36,8 +36,8 @@ from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
 
-__all__ = ["RESOURCE_DPOP_JTI", "Allowed", "Denied", "Presented", "decide", "present",
-           "refuse", "replayed", "unavailable"]
+__all__ = ["RESOURCE_DPOP_JTI", "Allowed", "Denied", "Presented", "decide", "invalid_token",
+           "present", "refuse", "replayed", "unavailable"]
 
 RESOURCE_DPOP_JTI: Final = "resource-dpop"  # store kind: the jti of proofs at the APIs
 _NO_CREDENTIALS: Final = errors.invalid_token("resource.no_credentials",
@@ -180,6 +180,14 @@ def refuse(error: OAuthError, policy: ResourcePolicy) -> Denied:
 def replayed(allowed: Allowed, policy: ResourcePolicy) -> Denied:
     """The proof's jti was seen before (RFC 9449 §11.1)."""
     return _deny(_REPLAYED, allowed.credentials.scheme, policy)
+
+
+def invalid_token(presented: Presented, policy: ResourcePolicy, result_code: str,
+                  description: str, detail: str) -> Denied:
+    """A token source knew the token to be invalid (a JWT access token that fails, RFC 9068
+    §4): `invalid_token` (RFC 6750 §3.1), challenged for the scheme it was presented with."""
+    return _deny(errors.invalid_token(result_code, description, detail),
+                 presented.credentials.scheme, policy)
 
 
 def unavailable(policy: ResourcePolicy, result_code: str, detail: str) -> Denied:

@@ -11,6 +11,7 @@ from typing import Final
 from sidecar.core.dpop import DpopPolicy
 from sidecar.core.htu import normalize_htu
 from sidecar.core.nonces import WindowedHmac
+from sidecar.core.resource.credentials import ClientCredentials, read_credentials_file
 from sidecar.settings import ConfigError, Settings, read_secret_lines
 
 # Mixed into the nonce MAC (sidecar.core.nonces): a token-endpoint nonce is no resource
@@ -27,6 +28,9 @@ class ResourcePolicy:
     required_scopes: tuple[str, ...]
     cert_format: str
     retry_after_seconds: int
+    # With resource.introspection_url: the resource server's own, read from
+    # resource.introspection_credentials_file now, so that check-config reports a bad file.
+    introspection_credentials: ClientCredentials | None = None
 
     @property
     def algs(self) -> str:
@@ -39,7 +43,8 @@ class ResourcePolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResourcePolicy:
-        """Raises ConfigError naming the key (unusable origin, unreadable nonce secret)."""
+        """Raises ConfigError naming the key (unusable origin, unreadable nonce secret or
+        introspection credentials)."""
         resource = settings.resource
         origin = normalize_htu(resource.public_origin) if resource.public_origin else None
         if resource.public_origin and origin is None:
@@ -53,6 +58,10 @@ class ResourcePolicy:
             required_scopes=resource.required_scopes,
             cert_format=settings.trust.client_cert_format,
             retry_after_seconds=settings.store.retry_after_seconds,
+            introspection_credentials=read_credentials_file(
+                Path(settings.base_dir) / resource.introspection_credentials_file,
+                "resource.introspection_credentials_file")
+            if resource.introspection_url else None,
         )
 
 
