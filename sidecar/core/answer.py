@@ -7,11 +7,10 @@ Pure like the decision: the shell hands over the status and body, and applies th
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from sidecar import errors
+from sidecar import errors, fast_json
 from sidecar.core.access_binding import ACCESS_BINDING, binding_for_answer
 from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.steps import Env
@@ -62,7 +61,7 @@ def _nonce_headers(env: Env) -> tuple[tuple[str, str], ...]:
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(body)
+        value = fast_json.loads(body)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
@@ -87,7 +86,7 @@ def _enforce_dpop_token_type(token: dict[str, Any], env: Env, notes: list[str], 
     if mode == "rewrite" and bound:
         notes.append("upstream_token_type.rewrite")
         token["token_type"] = "DPoP"  # noqa: S105 - a token type, not a secret
-        return json.dumps(token, separators=(",", ":")).encode()
+        return fast_json.dumps(token)
     # pass, or rewrite with no binding recorded (the store failed open): never claim DPoP.
     notes.append("upstream_token_type.pass" if mode == "pass" else "upstream_token_type.unbound")
     return None

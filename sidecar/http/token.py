@@ -34,7 +34,7 @@ from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
 from sidecar.http.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
-from sidecar.logs import FIELDS_ATTRIBUTE
+from sidecar.logs import FIELDS_ATTRIBUTE, log_fields
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 
 log = logging.getLogger("token_sidecar.access")
@@ -293,7 +293,7 @@ class _Record:
         result_code = failure.result_code if failure else summary.result_code
         action = Action.for_error(failure).value if failure else decision.action.value
         self._count(decision, result_code, action, duration, response=response, notes=notes)
-        log.info("%s %s", action, result_code, extra={FIELDS_ATTRIBUTE: {
+        log_fields(log, f"{action} {result_code}", {
             "request_id": self.request_id,
             "action": action,
             "result_code": result_code,
@@ -306,7 +306,7 @@ class _Record:
             "duration_seconds": round(duration, 6),
             "detail": failure.detail if failure else "",
             "notes": ",".join(notes),
-        }})
+        })
 
     def _count(self, decision: Decision, result_code: str, action: str, duration: float, *,
                response: web.StreamResponse, notes: tuple[str, ...]) -> None:
