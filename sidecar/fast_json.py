@@ -21,6 +21,9 @@ import orjson
 # Dataclasses and datetimes go to `default` (str), as with `json.dumps(default=str)`; orjson
 # would otherwise write them its own way.
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+# What orjson's text has where a float may be written otherwise than by json (below 1e-4:
+# "0.00001", "1e-7"; a NaN: "null"): only then are the floats looked at, one by one.
+_MAY_DIFFER = (b"0.0000", b"e-", b"null")
 
 
 def dumps(value: Any) -> bytes:
@@ -29,7 +32,7 @@ def dumps(value: Any) -> bytes:
         text = orjson.dumps(value, default=str, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a big integer, a non-str key, ...
         return _dumps_stdlib(value)
-    if not text.isascii() or _any_float(value, _written_differently):
+    if not text.isascii() or (_may_differ(text) and _any_float(value, _written_differently)):
         return _dumps_stdlib(value)
     return text
 
@@ -57,11 +60,25 @@ def _maybe_big_integer(number: float) -> bool:
     return abs(number) >= 2**63 and number.is_integer()
 
 
+def _may_differ(text: bytes) -> bool:
+    return any(marker in text for marker in _MAY_DIFFER)
+
+
 def _any_float(value: Any, test: Callable[[float], bool]) -> bool:
+    """Whether a float in `value` passes `test`; a loop, not a generator: it runs on every
+    token answer read."""
     if isinstance(value, float):
         return test(value)
     if isinstance(value, dict):
-        return any(_any_float(v, test) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_any_float(v, test) for v in value)
+        items: Any = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return False
+    for item in items:
+        if isinstance(item, float):
+            if test(item):
+                return True
+        elif isinstance(item, dict | list | tuple) and _any_float(item, test):
+            return True
     return False

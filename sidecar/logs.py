@@ -77,5 +77,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Fast path: every record would look up its thread's and process's names, which neither
+    # formatter writes (the pid, which the JSON line carries, is still recorded).
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     # aiohttp's own access log would duplicate ours, without the decision.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
