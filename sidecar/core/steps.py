@@ -157,10 +157,14 @@ def check_proof(request: TokenRequest, facts: ProofFacts, policy: ProofPolicy, n
 
 def accept_proof(facts: ProofFacts, proof: DpopProof) -> None:
     facts.dpop = proof
-    facts.replays.append(ReplayCheck(
-        DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds,
-        # RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant.
-        errors.invalid_dpop_proof("dpop.jti_replayed", "The DPoP proof has been used before.")))
+    facts.replays.append(ReplayCheck(DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds,
+                                     _JTI_REPLAYED))
+
+
+# RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant. Fast path: made
+# once (an OAuthError is frozen), not once for every proof accepted.
+_JTI_REPLAYED = errors.invalid_dpop_proof("dpop.jti_replayed",
+                                          "The DPoP proof has been used before.")
 
 
 async def burn_replays(request: TokenRequest, facts: ProofFacts,
