@@ -76,7 +76,8 @@ FORM = "application/x-www-form-urlencoded"
 TARGETS = {"dpop-memory / plain": 0.50, "dpop-redis / plain": 0.42, "nodpop / plain": 0.75,
            "dpop-redis-2w / dpop-redis": 1.85}
 LATENCY_TARGET_MS = 1.0  # p99 added to the pass-through's, at half its saturation rate
-PACED_RATE_MIN = 0.95  # a paced run below this share of its rate is measured again
+PACED_RATE_MIN = 0.95  # a paced run outside these shares of its rate is measured again
+PACED_RATE_MAX = 1.05
 LATENCY_ROWS = {"nodpop-paced": "no DPoP", "dpop-redis-paced": "DPoP ES256, Redis"}
 # The replay-check cost: these rows against DPoP with the memory store, same load.
 REPLAY_BASE = "dpop-memory"
@@ -281,6 +282,8 @@ format = "json"
             return f"other processes took {row.foreign_load_percent:.0f}% of the server's CPU"
         if row.target_rps:  # paced: not saturated on purpose, but at the rate asked
             got = row.rps / row.target_rps
+            if got > PACED_RATE_MAX:
+                return f"{100 * got:.0f}% of the rate asked for: more load than the row is for"
             if got >= PACED_RATE_MIN:
                 return None
             if row.server_cpu_percent >= 90:
