@@ -26,7 +26,7 @@ import signer
 from harness import Load, Service
 
 # The venv's editable install puts a meta-path finder first; the base revision must win.
-_BOOT = ("import sys; sys.path.insert(0, {src!r}); "
+BOOT = ("import sys; sys.path.insert(0, {src!r}); "
          "sys.meta_path[:] = [f for f in sys.meta_path "
          "if not getattr(f, '__module__', '').startswith('__editable__')]; "
          "from sidecar.cli import main; sys.exit(main())")
@@ -58,7 +58,7 @@ level = "info"
 format = "json"
 """)
     python = str(harness.ROOT / ".venv" / "bin" / "python")
-    argv = ([python, "-c", _BOOT.format(src=str(src))] if src else [python, "-m", "sidecar.cli"])
+    argv = ([python, "-c", BOOT.format(src=str(src))] if src else [python, "-m", "sidecar.cli"])
     return Service(f"sidecar {name}", [*argv, "serve", "--config", str(toml)], port,
                    workdir / f"{name}.log", cpu).start()
 
