@@ -297,6 +297,32 @@ def process_tree_cpu_seconds(pid: int) -> float:
 
 
 @dataclass(frozen=True)
+class Pace:
+    """A fixed request rate with wrk: `connections`, each pausing PACE_MS after every answer
+    (bench/dpop.lua's delay()). One connection's cycle is the pause plus the answer's latency
+    plus wrk's timer slack (about 2-3 ms together: a cycle of PACE_MS alone gave only 72-78%
+    of the rate asked for), so the connections are sized by the measured cycle:
+    rate x cycle_ms / 1000."""
+
+    rate: float  # the rate asked for, req/s
+    cycle_ms: float  # one connection's request-to-request time, as last measured
+
+    @property
+    def connections(self) -> int:
+        return max(1, round(self.rate * self.cycle_ms / 1000))
+
+    def calibrated(self, achieved_rps: float) -> Pace:
+        """The same rate, with the cycle a run at this pace actually showed."""
+        if achieved_rps <= 0:
+            return self
+        return Pace(self.rate, self.connections * 1000 / achieved_rps)
+
+    @classmethod
+    def first_guess(cls, rate: float) -> Pace:
+        return cls(rate, PACE_MS + 2.5)
+
+
+@dataclass(frozen=True)
 class Load:
     tool: str  # "wrk" or "python"
     cpu: int | None
@@ -304,29 +330,23 @@ class Load:
     threads: int
 
     def argv(self, url: str, seconds: float, proofs: Path | None,
-             rate: float | None = None) -> list[str]:
+             pace: Pace | None = None) -> list[str]:
         target = str(proofs) if proofs else "-"
         if self.tool == "wrk":
-            connections, pause = (self.connections, []) if rate is None else \
-                self.paced(rate)
+            connections, pause = (self.connections, []) if pace is None else \
+                (pace.connections, [str(PACE_MS)])
             return pinned(self.cpu, [
                 "wrk", "-t", str(self.threads), "-c", str(connections),
                 "-d", f"{seconds:g}s", "--timeout", "5s", "-s", str(BENCH / "dpop.lua"),
                 url, "--", target, *pause])
-        if rate is not None:
+        if pace is not None:
             raise BenchError("a fixed request rate needs wrk (apt-get install wrk)")
         return pinned(self.cpu, [sys.executable, str(BENCH / "pyload.py"), url,
                                  str(self.connections), f"{seconds:g}", target])
 
-    @staticmethod
-    def paced(rate: float) -> tuple[int, list[str]]:
-        """Connections and the pause after each answer (dpop.lua) for about `rate` req/s:
-        each connection sends one request every PACE_MS (plus the answer's latency)."""
-        return max(1, round(rate * PACE_MS / 1000)), [str(PACE_MS)]
-
     def run(self, url: str, seconds: float, proofs: Path | None,
-            rate: float | None = None) -> dict[str, object]:
-        completed = subprocess.run(self.argv(url, seconds, proofs, rate), capture_output=True,
+            pace: Pace | None = None) -> dict[str, object]:
+        completed = subprocess.run(self.argv(url, seconds, proofs, pace), capture_output=True,
                                    text=True, timeout=seconds + 120, check=False, cwd=ROOT)
         for line in completed.stdout.splitlines():
             if line.startswith("BENCH_RESULT "):

@@ -24,17 +24,18 @@ _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)
 
 # (stage, file suffix, function names or None for any). The innermost matching frame wins.
 COMPONENTS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
-    # "sidecar/core/dpop" and ".../jwk": a module or a package of that name.
-    ("DPoP: ECDSA verify (cryptography)", "sidecar/core/dpop", ("verify",)),
+    # The signature check is sidecar/core/jose/algorithms.py's verify (the ES256 fast path).
+    ("DPoP: ECDSA verify (cryptography)", "sidecar/core/jose/algorithms", ("verify",)),
     ("DPoP: rest of validate_proof", "sidecar/core/dpop", None),
-    ("DPoP: JWK/base64 helpers", "sidecar/core/jwk", None),
+    ("DPoP: JOSE helpers (compact JWS, JWK, base64)", "sidecar/core/jose/", None),
     ("store: redis-py", "redis/", None),
     ("store: adapter (memory/redis)", "sidecar/adapters/", None),
     ("store: store_key sha256", "sidecar/ports.py", None),
     ("metrics (prometheus_client + sidecar/http/metrics.py)", "prometheus_client/", None),
     ("metrics (prometheus_client + sidecar/http/metrics.py)", "sidecar/http/metrics.py", None),
     ("request id: uuid4", "uuid.py", None),
-    ("answer: review_answer (JSON parse + token_type rewrite)", "sidecar/core/answer.py", None),
+    ("answer: review_answer (JSON parse + token_type rewrite)", "sidecar/core/upstream_answer.py",
+     None),
     ("decide: other steps (client auth, grant, cert, forward)", "sidecar/core/", None),
     ("read: read_token_request, form parse", "sidecar/http/parse.py", None),
     ("headers: upstream/response header filtering", "sidecar/http/headers.py", None),
@@ -44,6 +45,8 @@ COMPONENTS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("error/JSON rendering", "sidecar/http/render.py", None),
     ("logging", "logging/", None),
     ("logging", "sidecar/logs.py", None),
+    ("JSON, orjson (sidecar/fast_json.py: the log line, the token answer)", "sidecar/fast_json.py",
+     None),
     ("handler: sidecar/http/token.py itself", "sidecar/http/token.py", None),
     ("plain pass-through handler", "plain_proxy.py", None),
     ("aiohttp server (protocol, request, response, writer)", "aiohttp/", None),

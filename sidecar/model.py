@@ -137,6 +137,9 @@ class Forward:
     cert_s256: str | None = None  # x5t#S256 of the accepted client certificate (RFC 8705 §3)
     requested_scope: str = ""  # the scope asked for, for the access-token binding
     bind_refresh_token_to: str | None = None
+    # A replay check was skipped (the store down, store.failure_mode = "open"): the context
+    # says so too (Replay-Check: skipped); metrics count it.
+    replay_check_skipped: bool = False
 
     @property
     def proves_possession(self) -> bool:

@@ -21,7 +21,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 from sidecar.core.query import is_token_request_parameter
@@ -132,6 +132,11 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
+def _one_of_literal(choices: Any) -> Check:
+    """The check of a mode setting typed `Literal[...]`: one of the Literal's values."""
+    return _one_of(*typing.get_args(choices))
+
+
 def _subset_of(*choices: str) -> Check:
     def check(values: tuple[str, ...]) -> str | None:
         unknown = [v for v in values if v not in choices]
@@ -155,19 +160,41 @@ def _store_url(value: str) -> str | None:
     return None if scheme in schemes else f"scheme must be one of {', '.join(schemes)}"
 
 
+T = TypeVar("T")
+
+
+@overload
+def key(default: T, check: Check | None = None, secret: bool = False,
+        path: bool = False) -> T: ...
+@overload
+def key(*, check: Check | None = None, secret: bool = False, path: bool = False) -> Any: ...
+
+
 def key(default: Any = REQUIRED, check: Check | None = None, secret: bool = False,
         path: bool = False) -> Any:
     """A config key: its default (none means required) and its check. A `path` key names a
-    file; a relative one is relative to the configuration file (`load_settings`)."""
-    if isinstance(default, list):
-        default = tuple(default)
+    file; a relative one is relative to the configuration file (`load_settings`). Typed by its
+    default, which must fit the field's annotation (a required key: by the annotation, as
+    `dataclasses.field` is)."""
     return field(default=default, metadata={"check": check, "secret": secret, "path": path})
 
 
 # ---------------------------------------------------------------------------------------
 # The sections.
 
-CERT_FORMATS = ("nginx", "envoy-xfcc", "traefik", "aws-alb", "rfc9440", "pem", "der-base64")
+CertFormat = Literal["nginx", "envoy-xfcc", "traefik", "aws-alb", "rfc9440", "pem", "der-base64"]
+CERT_FORMATS: tuple[CertFormat, ...] = typing.get_args(CertFormat)
+# The settings that choose a mode: each a Literal, its check made from it (`_one_of_literal`).
+PathMatch = Literal["lenient", "exact"]
+EventLoop = Literal["auto", "asyncio"]
+FailureMode = Literal["closed", "open"]
+WhenFull = Literal["evict", "refuse"]
+UpstreamTokenType = Literal["pass", "rewrite", "require"]
+UnknownClients = Literal["reject", "forward"]
+AssertionAudiences = Literal["issuer", "issuer_or_endpoint"]
+PasswordGrant = Literal["forward", "reject"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "human"]
 GRANT_TYPES = (
     "authorization_code",
     "refresh_token",
@@ -193,10 +220,10 @@ class ServerSettings:
     token_path: str = key("/token", _path)
     # "lenient": a spelling of a guarded path that a lenient upstream routes the same
     # (/TOKEN, /token/) is validated as that path; "exact": such a spelling is refused.
-    token_path_match: str = key("lenient", _one_of("lenient", "exact"))
+    token_path_match: PathMatch = key("lenient", _one_of_literal(PathMatch))
     # Query parameters the token and PAR endpoints' URL may carry (RFC 6749 §3.2); any other
     # query component there is refused.
-    token_query_allowed: tuple[str, ...] = key([], _query_names)
+    token_query_allowed: tuple[str, ...] = key((), _query_names)
     public_token_endpoint: str = key(check=_http_url)
     issuer: str = key("", _http_url)  # defaults to the origin of public_token_endpoint
     max_body_bytes: int = key(65536, _positive)
@@ -205,7 +232,7 @@ class ServerSettings:
     workers: int = key(1, _positive)
     # "auto": uvloop when it is installed (a dependency: faster sockets and callbacks), else
     # asyncio's own loop; "asyncio": always asyncio's own loop.
-    event_loop: str = key("auto", _one_of("auto", "asyncio"))
+    event_loop: EventLoop = key("auto", _one_of_literal(EventLoop))
     # Slow and idle clients (sidecar/http/connections.py). The whole request head within
     # this (a front proxy sends it at once; a slowloris trickles it), from the connection's
     # opening or, on keep-alive, from the request's first byte.
@@ -241,26 +268,26 @@ class UpstreamSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrustSettings:
-    trusted_proxies: tuple[str, ...] = key(["127.0.0.1/32", "::1/128"], _cidrs)
+    trusted_proxies: tuple[str, ...] = key(("127.0.0.1/32", "::1/128"), _cidrs)
     client_cert_header: str = key("X-SSL-Client-Cert")
-    client_cert_format: str = key("nginx", _one_of(*CERT_FORMATS))
+    client_cert_format: CertFormat = key("nginx", _one_of_literal(CertFormat))
     # The chain, where the proxy sends it in a header of its own (RFC 9440 Client-Cert-Chain).
     client_cert_chain_header: str = key("")
     # More headers to drop from untrusted peers, besides the known certificate headers
     # (compared folded, `_` as `-`; a trailing `*` makes a prefix).
-    drop_headers: tuple[str, ...] = key([], _header_names)
+    drop_headers: tuple[str, ...] = key((), _header_names)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreSettings:
     url: str = key("memory://", _store_url)
-    failure_mode: str = key("closed", _one_of("closed", "open"))
+    failure_mode: FailureMode = key("closed", _one_of_literal(FailureMode))
     key_prefix: str = key("token-sidecar:")
     # At least the DPoP rate times the replay window (71 s by default); ~350 bytes an entry.
     memory_max_entries: int = key(250_000, _positive)
     # A full memory store: evict the entry closest to expiry (its replay protection ends
     # early), or refuse the request with 503 (no replay is ever accepted).
-    memory_when_full: str = key("evict", _one_of("evict", "refuse"))
+    memory_when_full: WhenFull = key("evict", _one_of_literal(WhenFull))
     # Bounded waits: a Redis that hangs must not hang token requests.
     connect_timeout_seconds: float = key(0.05, _positive)
     command_timeout_seconds: float = key(0.05, _positive)
@@ -289,15 +316,15 @@ class DpopSettings:
     nonce_window_steps: int = key(2, _non_negative)
     # Ed25519 is RFC 9864's fully-specified name for EdDSA over Ed25519: oauth4webapi and
     # other WebCrypto clients sign with it.
-    algorithms: tuple[str, ...] = key(["ES256", "EdDSA", "Ed25519", "PS256", "RS256"],
+    algorithms: tuple[str, ...] = key(("ES256", "EdDSA", "Ed25519", "PS256", "RS256"),
                                       _subset_of(*DPOP_ALGORITHMS))
-    htu_aliases: tuple[str, ...] = key([])
+    htu_aliases: tuple[str, ...] = key(())
     max_jti_length: int = key(256, _positive)
     iat_max_age_seconds: int = key(60, _non_negative)
     iat_max_future_seconds: int = key(10, _non_negative)
     reject_ath: bool = key(False)
     refresh_binding_ttl_seconds: int = key(30 * 86400, _positive)
-    upstream_token_type: str = key("rewrite", _one_of("pass", "rewrite", "require"))
+    upstream_token_type: UpstreamTokenType = key("rewrite", _one_of_literal(UpstreamTokenType))
     par_path: str = key("", _path)
 
 
@@ -307,11 +334,12 @@ ASSERTION_ALGORITHMS = (*DPOP_ALGORITHMS, "HS256", "HS384", "HS512")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientsSettings:
     registry_file: str = key("", path=True)
-    unknown: str = key("reject", _one_of("reject", "forward"))
-    assertion_audiences: str = key("issuer", _one_of("issuer", "issuer_or_endpoint"))
+    unknown: UnknownClients = key("reject", _one_of_literal(UnknownClients))
+    assertion_audiences: AssertionAudiences = key("issuer",
+                                                  _one_of_literal(AssertionAudiences))
     # Client assertions (RFC 7523 §3): algorithms when a client registered none (HS* only
     # ever for client_secret_jwt), the longest lifetime accepted, clock leeway.
-    assertion_algorithms: tuple[str, ...] = key(list(ASSERTION_ALGORITHMS),
+    assertion_algorithms: tuple[str, ...] = key(ASSERTION_ALGORITHMS,
                                                 _subset_of(*ASSERTION_ALGORITHMS))
     assertion_max_lifetime_seconds: int = key(3600, _positive)
     assertion_leeway_seconds: int = key(60, _non_negative)
@@ -334,22 +362,22 @@ class JwtBearerSettings:
     max_lifetime_seconds: int = key(3600, _positive)
     # [[grants.jwt_bearer.issuers]]: issuer, one of jwks / jwks_file / jwks_uri, optional
     # algorithms and require_jti; checked when the policy is built.
-    issuers: tuple[dict[str, Any], ...] = key([])
+    issuers: tuple[dict[str, Any], ...] = key(())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantsSettings:
-    allowed: tuple[str, ...] = key(list(GRANT_TYPES), _subset_of(*GRANT_TYPES))
-    password: str = key("forward", _one_of("forward", "reject"))
+    allowed: tuple[str, ...] = key(GRANT_TYPES, _subset_of(*GRANT_TYPES))
+    password: PasswordGrant = key("forward", _one_of_literal(PasswordGrant))
     # Token-type URIs accepted in token exchange besides those of RFC 8693 §3.
-    extra_token_types: tuple[str, ...] = key([])
+    extra_token_types: tuple[str, ...] = key(())
     jwt_bearer: JwtBearerSettings = field(default_factory=JwtBearerSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoggingSettings:
-    level: str = key("info", _one_of("debug", "info", "warning", "error"))
-    format: str = key("json", _one_of("json", "human"))
+    level: LogLevel = key("info", _one_of_literal(LogLevel))
+    format: LogFormat = key("json", _one_of_literal(LogFormat))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -368,13 +396,13 @@ class AttestationSettings:
     leeway_seconds: int = key(60, _non_negative)  # clock skew for the attestation's times
     max_age_seconds: int = key(0, _non_negative)  # older attestation iat: use_fresh_attestation
     max_jti_length: int = key(256, _positive)
-    algorithms: tuple[str, ...] = key(["ES256", "EdDSA", "Ed25519", "PS256", "RS256"],
+    algorithms: tuple[str, ...] = key(("ES256", "EdDSA", "Ed25519", "PS256", "RS256"),
                                       _subset_of(*DPOP_ALGORITHMS))
     dpop_combined: bool = key(True)  # accept attest_jwt_client_auth_dpop
     accept_legacy_client_assertion: bool = key(False)  # drafts -00...-02, '~'-joined
     # [[attestation.attesters]]: issuer, one of jwks / jwks_file / jwks_uri, clients,
     # optional algorithms; checked when the policy is built.
-    attesters: tuple[dict[str, Any], ...] = key([])
+    attesters: tuple[dict[str, Any], ...] = key(())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -438,7 +466,7 @@ class ResourceSettings:
 
     enabled: bool = key(False)
     public_origin: str = key("", _origin)  # the htu of a proof is public_origin + path
-    prefixes: tuple[str, ...] = key([], _prefixes)  # inline: checked, then to upstream_url
+    prefixes: tuple[str, ...] = key((), _prefixes)  # inline: checked, then to upstream_url
     upstream_url: str = key("", _upstream_url)
     check_listen: str = key("", _optional_listen)  # Envoy ext_authz, auth_request, forwardAuth
     nonce_required: bool = key(False)
@@ -448,7 +476,7 @@ class ResourceSettings:
     # An unbound token sent as Bearer: let it through ("allow", a mixed fleet keeps
     # working) or refuse it ("deny"). A bound token sent as Bearer is always refused.
     bearer: str = key("allow", _one_of("allow", "deny"))
-    required_scopes: tuple[str, ...] = key([], _scopes)
+    required_scopes: tuple[str, ...] = key((), _scopes)
     # Token sources besides the recorded bindings: JWT access tokens (RFC 9068) verified
     # against these keys, and the upstream's introspection (RFC 7662) with the resource
     # server's credentials (a file), answers cached at most this long.
@@ -460,7 +488,7 @@ class ResourceSettings:
     # servers type them so); never another explicit type. Set jwt_audiences with it.
     jwt_allow_plain_typ: bool = key(False)
     # RFC 9068 §4: the `aud` a JWT access token must name one of; empty: not checked.
-    jwt_audiences: tuple[str, ...] = key([])
+    jwt_audiences: tuple[str, ...] = key(())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -775,6 +803,10 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return None, f"expected a list of strings, got {_type_name(value)}"
         return tuple(value), None
+    if origin is Literal:  # a mode: a string, checked against the choices by its key's check
+        if isinstance(value, str):
+            return value, None
+        return None, f"expected a string, got {_type_name(value)}"
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value), None
     if hint is int and isinstance(value, bool):

@@ -10,8 +10,8 @@ from sidecar.core.attestation import ATTESTATION_METHODS
 from sidecar.core.attestation import REFRESH_BINDING_KIND as ATTESTATION_BINDING
 from sidecar.core.attestation import check_refresh_binding as check_attestation_binding
 from sidecar.core.grants import REFRESH_TOKEN, TOKEN_EXCHANGE
-from sidecar.core.steps import Env, Facts
-from sidecar.core.store_calls import store_call
+from sidecar.core.steps import Facts, StepContext
+from sidecar.core.store_failures import store_call
 from sidecar.errors import OAuthError
 from sidecar.model import TokenRequest
 
@@ -19,7 +19,7 @@ REFRESH_BINDING = "refresh"  # store kind: sha256(refresh_token) -> "<kind>:<val
 
 
 async def check_refresh_binding(request: TokenRequest, facts: Facts,
-                                env: Env) -> OAuthError | None:
+                                env: StepContext) -> OAuthError | None:
     """RFC 9449 §5, RFC 8705 §4: a bound refresh token is only spent by the key, certificate
     or instance it is bound to, whether it is refreshed or exchanged (below)."""
     for refresh_token in _presented_refresh_tokens(request, facts):
@@ -47,8 +47,9 @@ def _presented_refresh_tokens(request: TokenRequest, facts: Facts) -> tuple[str,
     return tuple(token for name in names if (token := params.get(name)))
 
 
-async def _check_one(refresh_token: str, facts: Facts, env: Env) -> OAuthError | None:
-    outcome = await store_call(env.store.get_binding(REFRESH_BINDING, refresh_token), env.policy)
+async def _check_one(refresh_token: str, facts: Facts, env: StepContext) -> OAuthError | None:
+    outcome = await store_call(env.store.get_binding(REFRESH_BINDING, refresh_token),
+                               env.policy.store)
     if isinstance(outcome, OAuthError):
         return outcome
     if outcome.skipped:
@@ -115,4 +116,4 @@ def refresh_binding(facts: Facts) -> str | None:
 def _is_public(facts: Facts) -> bool:
     if facts.auth is not None and facts.auth.client is not None:
         return facts.auth.client.is_public
-    return facts.client is not None and facts.client.method == "none"
+    return facts.client.method == "none"

@@ -1,10 +1,11 @@
 """The decision: a parsed token request in, a `Decision` out (README step 3, "Decide").
 
-`decide` runs `STEPS` in order; each step reads the request and what earlier steps found
-(`Facts`, sidecar/core/steps.py), and either records more facts or returns the `OAuthError`
-that ends the request. Reading the list is reading the pipeline. Steps that need the store
-are async; nothing here imports aiohttp or redis, so the same core serves the proxy and the
-decision API.
+`decide` reads what the request presents (`read_presented`: the certificate, then the client
+credentials), then runs `STEPS` in order; each step reads the request and what earlier steps
+found (`Facts`, sidecar/core/steps.py), and either records more facts or returns the
+`OAuthError` that ends the request. Reading the list is reading the pipeline. Steps that need
+the store are async; nothing here imports aiohttp or redis, so the same core serves the proxy
+and the decision API.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sidecar import errors
 from sidecar.core.attestation import (
     ATTEST_JWT_CLIENT_AUTH_DPOP,
     AttestedClient,
+    LegacyAssertion,
     attestation_mode,
     authenticate_with_attestation,
     legacy_client_assertion,
@@ -30,59 +32,67 @@ from sidecar.core.client_authn import (
     unidentified_client,
 )
 from sidecar.core.dpop import validate_proof
-from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, validate_grant
+from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, GrantResult, validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
-from sidecar.core.mtls import parse_client_certificate
+from sidecar.core.mtls import ClientCertificate, parse_client_certificate
 from sidecar.core.steps import (
-    Env,
     Facts,
+    Presented,
+    ProofFacts,
     Step,
+    StepContext,
     accept_proof,
     burn_replays,
     check_dpop_proof,
+    presented_grant_type,
     run_steps,
 )
 from sidecar.errors import OAuthError
 from sidecar.model import Action, Decision, Forward, Respond, TokenRequest
 
-__all__ = ["STEPS", "Env", "decide"]
+__all__ = ["STEPS", "StepContext", "decide", "read_presented"]
 
 
+def read_presented(request: TokenRequest, env: StepContext) -> Presented | OAuthError:
+    """The certificate a trusted proxy passed, then the client credentials: what every
+    check after them reads."""
+    certificate = read_certificate(request, env)
+    if isinstance(certificate, OAuthError):
+        return certificate
+    return identify_client(request, certificate, env)
 
-async def read_certificate(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
-    parsed = parse_client_certificate(
+
+def read_certificate(request: TokenRequest,
+                     env: StepContext) -> ClientCertificate | OAuthError | None:
+    return parse_client_certificate(
         request.client_cert_header, env.policy.cert_format, request.client_cert_chain_header)
-    if isinstance(parsed, OAuthError):
-        return parsed
-    facts.certificate = parsed
-    return None
 
 
-async def identify_client(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+def identify_client(request: TokenRequest, certificate: ClientCertificate | None,
+                    env: StepContext) -> Presented | OAuthError:
     params = request.parameters
+    legacy: LegacyAssertion | None = None
     attestation = env.policy.attestation
     if attestation is not None and attestation.accept_legacy_client_assertion:
-        legacy = legacy_client_assertion(params)
-        if isinstance(legacy, OAuthError):
-            return legacy
-        if legacy is not None:
+        found = legacy_client_assertion(params)
+        if isinstance(found, OAuthError):
+            return found
+        if found is not None:
             if request.attestation or request.attestation_pop:
                 return errors.invalid_request(
                     "attestation.multiple_methods",
                     "The request uses more than one client authentication method.")
-            facts.legacy_attestation = legacy
-            params = legacy.remaining
+            legacy, params = found, found.remaining
     credentials = extract_client_credentials(
-        request.authorization, params, facts.certificate is not None,
+        request.authorization, params, certificate is not None,
         realm=env.policy.client_auth.issuer)
     if isinstance(credentials, OAuthError):
         return credentials
-    facts.client = credentials
-    return None
+    return Presented(certificate, credentials, legacy)
 
 
 async def check_attestation(request: TokenRequest, facts: Facts,
-                            env: Env) -> OAuthError | None:
+                            env: StepContext) -> OAuthError | None:
     """draft-ietf-oauth-attestation-based-client-auth §7: verify the client attestation and
     its proof of possession (a PoP JWT, or in combined mode the DPoP proof)."""
     policy = env.policy.attestation
@@ -117,14 +127,13 @@ async def check_attestation(request: TokenRequest, facts: Facts,
 
 
 async def require_client_identification(request: TokenRequest, facts: Facts,
-                                        env: Env) -> OAuthError | None:
+                                        env: StepContext) -> OAuthError | None:
     """Every token request names its client, whoever authenticates it (RFC 6749 §3.2.1:
     confidential clients authenticate, public clients send client_id): Basic, client_id,
     a client assertion, a certificate or an attestation. Without one the request is refused
     here, registry or not, rather than left to an upstream that may issue a token to nobody.
     The grants whose own credential may stand alone are the exceptions (`_MAY_BE_ANONYMOUS`)."""
     client = facts.client
-    assert client is not None
     attested = facts.attested is not None or (
         env.policy.attestation is None and bool(request.attestation))  # for the upstream
     if client.client_id is not None or facts.certificate is not None or attested:
@@ -143,13 +152,12 @@ _MAY_BE_ANONYMOUS = frozenset({
 
 
 async def authenticate_client(request: TokenRequest, facts: Facts,
-                              env: Env) -> OAuthError | None:
+                              env: StepContext) -> OAuthError | None:
     """With a client registry, the sidecar authenticates the client itself (RFC 6749 §2.3,
     RFC 7523 §3, RFC 8705 §2); the assertion's jti is left for the last step. A verified
     attestation authenticates the client by itself, unless the registry marks it as an
     additional signal for that client."""
     registry = env.policy.registry
-    assert facts.client is not None
     if facts.attested is not None:
         attested = await _authenticate_attested(facts, env, facts.attested)
         if attested is not None:
@@ -168,11 +176,10 @@ async def authenticate_client(request: TokenRequest, facts: Facts,
     return None
 
 
-async def _authenticate_attested(facts: Facts, env: Env,
+async def _authenticate_attested(facts: Facts, env: StepContext,
                                  attested: AttestedClient) -> OAuthError | bool | None:
     """True when the attestation authenticated the client; None to go on with the other
     method (attestation as an additional signal)."""
-    assert facts.client is not None
     auth = authenticate_with_attestation(attested, facts.client, env.policy.registry,
                                          unknown=env.policy.client_auth.unknown)
     if auth is None or isinstance(auth, OAuthError):
@@ -183,7 +190,7 @@ async def _authenticate_attested(facts: Facts, env: Env,
     return True
 
 
-async def check_grant(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+async def check_grant(request: TokenRequest, facts: Facts, env: StepContext) -> OAuthError | None:
     result = validate_grant(request.parameters, env.policy.grants)
     if isinstance(result, OAuthError):
         return result
@@ -195,7 +202,8 @@ async def check_grant(request: TokenRequest, facts: Facts, env: Env) -> OAuthErr
     return None
 
 
-async def check_jwt_bearer(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+async def check_jwt_bearer(request: TokenRequest, facts: Facts,
+                           env: StepContext) -> OAuthError | None:
     """RFC 7523 §3: with trusted issuers configured, the assertion grant is verified here."""
     policy = env.policy.jwt_bearer
     if policy is None or facts.grant is None or facts.grant.grant_type != JWT_BEARER:
@@ -210,9 +218,7 @@ async def check_jwt_bearer(request: TokenRequest, facts: Facts, env: Env) -> OAu
     return None
 
 
-STEPS: Sequence[Step] = (
-    read_certificate,
-    identify_client,
+STEPS: Sequence[Step[Facts]] = (
     check_attestation,
     require_client_identification,
     authenticate_client,
@@ -224,16 +230,23 @@ STEPS: Sequence[Step] = (
 )
 
 
-async def decide(request: TokenRequest, env: Env, steps: Sequence[Step] = STEPS) -> Decision:
-    facts, error = await run_steps(request, env, steps)
+async def decide(request: TokenRequest, env: StepContext,
+                 steps: Sequence[Step[Facts]] = STEPS) -> Decision:
+    presented = read_presented(request, env)
+    if isinstance(presented, OAuthError):
+        unread = ProofFacts(presented_grant_type=presented_grant_type(request))
+        return Respond(presented, unread.summary(presented.result_code, presented.description))
+    facts = Facts.of(presented, request)
+    error = await run_steps(request, facts, env, steps)
     if error is not None:
         return Respond(error, facts.summary(error.result_code, error.description))
-    return _forward(facts, request.parameters.get("scope") or "")
+    if facts.grant is None:  # only a pipeline without check_grant gets here
+        raise ValueError("the steps forwarded a request whose grant was never checked")
+    return _forward(facts, facts.grant, request.parameters.get("scope") or "")
 
 
-def _forward(facts: Facts, requested_scope: str) -> Forward:
-    grant, client, cert, proof = facts.grant, facts.client, facts.certificate, facts.dpop
-    assert grant is not None and client is not None  # every step ran
+def _forward(facts: Facts, grant: GrantResult, requested_scope: str) -> Forward:
+    client, cert, proof = facts.client, facts.certificate, facts.dpop
     auth = facts.auth
     context: list[tuple[str, str]] = [
         ("Action", grant.action.value),
@@ -262,6 +275,7 @@ def _forward(facts: Facts, requested_scope: str) -> Forward:
         cert_s256=cert.x5t_s256 if cert else None,
         requested_scope=requested_scope,
         bind_refresh_token_to=refresh_binding(facts),
+        replay_check_skipped=facts.replay_check_skipped,
     )
 
 

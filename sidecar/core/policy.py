@@ -17,46 +17,84 @@ from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.registry import Registry, load_registry
 from sidecar.core.resource.policy import ResourcePolicy
-from sidecar.settings import ConfigError, GrantsSettings, Settings, read_secret_lines
+from sidecar.core.store_failures import StoreFailurePolicy
+from sidecar.settings import (
+    CertFormat,
+    ConfigError,
+    GrantsSettings,
+    Settings,
+    UpstreamTokenType,
+    read_secret_lines,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProofPolicy:
+    """What the DPoP proof step reads (`check_proof`)."""
+
+    dpop: DpopPolicy
+    required: bool  # dpop.required: a request without a proof is refused
+    nonces: WindowedHmac | None
+    nonce_required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerPolicy:
+    """What the review of the upstream's answer reads (sidecar/core/upstream_answer.py)."""
+
+    upstream_token_type: UpstreamTokenType
+    refresh_binding_ttl_seconds: int
+    access_binding_ttl_seconds: int  # without expires_in in the token answer
+    nonces: WindowedHmac | None  # a fresh DPoP-Nonce on every answer, when configured
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    cert_format: str
+    """Every step's policy; each step reads its own part (`proof`, `store`, `answer`, ...)."""
+
+    cert_format: CertFormat
     grants: GrantsSettings
-    dpop: DpopPolicy
-    dpop_required: bool
-    nonces: WindowedHmac | None
-    nonce_required: bool
+    proof: ProofPolicy
     par_htu_targets: frozenset[str]
-    refresh_binding_ttl_seconds: int
-    access_binding_ttl_seconds: int  # without expires_in in the token answer
-    upstream_token_type: str  # pass | rewrite | require
-    store_fails_open: bool
-    retry_after_seconds: int
+    store: StoreFailurePolicy
+    answer: AnswerPolicy
     registry: Registry | None  # None: no registry, the upstream authenticates clients
     client_auth: ClientAuthPolicy
     jwt_bearer: JwtBearerPolicy | None  # None: assertion grants are verified upstream
     attestation: AttestationPolicy | None  # None: attestation headers go to the upstream
     resource: ResourcePolicy | None  # None: no resource side ([resource] enabled = false)
 
+    @property
+    def dpop(self) -> DpopPolicy:
+        return self.proof.dpop
+
+    @property
+    def nonces(self) -> WindowedHmac | None:
+        return self.proof.nonces
+
+    @property
+    def nonce_required(self) -> bool:
+        return self.proof.nonce_required
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
         """Raises ConfigError naming the key when a file cannot be read or a URL is unusable."""
         dpop = settings.dpop
+        nonces = _nonces(settings)
         return cls(
             cert_format=settings.trust.client_cert_format,
             grants=settings.grants,
-            dpop=DpopPolicy.from_settings(dpop, settings.server.public_token_endpoint),
-            dpop_required=dpop.required,
-            nonces=_nonces(settings),
-            nonce_required=dpop.nonce_required,
+            proof=ProofPolicy(
+                dpop=DpopPolicy.from_settings(dpop, settings.server.public_token_endpoint),
+                required=dpop.required, nonces=nonces, nonce_required=dpop.nonce_required),
             par_htu_targets=_par_targets(settings),
-            refresh_binding_ttl_seconds=dpop.refresh_binding_ttl_seconds,
-            access_binding_ttl_seconds=settings.bindings.default_ttl_seconds,
-            upstream_token_type=dpop.upstream_token_type,
-            store_fails_open=settings.store.failure_mode == "open",
-            retry_after_seconds=settings.store.retry_after_seconds,
+            store=StoreFailurePolicy(fails_open=settings.store.failure_mode == "open",
+                                     retry_after_seconds=settings.store.retry_after_seconds),
+            answer=AnswerPolicy(
+                upstream_token_type=dpop.upstream_token_type,
+                refresh_binding_ttl_seconds=dpop.refresh_binding_ttl_seconds,
+                access_binding_ttl_seconds=settings.bindings.default_ttl_seconds,
+                nonces=nonces),
             registry=_registry(settings),
             client_auth=_client_auth(settings),
             jwt_bearer=_jwt_bearer(settings),

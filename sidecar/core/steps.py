@@ -1,8 +1,11 @@
-"""What every decision shares: the environment, the facts the steps establish, and the steps
-used by more than one endpoint (the DPoP proof, and burning single-use values last).
+"""What every decision shares: the context the steps run in, the facts they establish, and
+the steps used by more than one endpoint (the DPoP proof, and burning single-use values last).
 
 A step reads the request and the facts so far, and either records more facts or returns the
-`OAuthError` that ends the request. `run_steps` runs a list of them in order.
+`OAuthError` that ends the request. `run_steps` runs a list of them in order. The facts are
+typed by what is known when the steps start: every endpoint's `ProofFacts` (the DPoP proof,
+the single-use values), and the token endpoint's `Facts`, which are made only once the
+request's client credentials were read (`Presented`), so no step has to ask whether they were.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sidecar import errors
 from sidecar.core.attestation import AttestedClient, LegacyAssertion
@@ -19,9 +23,9 @@ from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult
 from sidecar.core.jose.key_sets import JwksSource
 from sidecar.core.mtls import ClientCertificate
-from sidecar.core.policy import Policy
+from sidecar.core.policy import Policy, ProofPolicy
 from sidecar.core.secrets import SecretVerifier
-from sidecar.core.store_calls import StoreOutcome, store_call
+from sidecar.core.store_failures import StoreOutcome, store_call
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck, Summary, TokenRequest
 from sidecar.ports import Clock, ReplayStore
@@ -30,7 +34,10 @@ DPOP_JTI = "dpop"  # store kind of DPoP proof jtis
 
 
 @dataclass(frozen=True, slots=True)
-class Env:
+class StepContext:
+    """What the steps (and the review of the upstream's answer) work with: the policy built
+    from the configuration, and the ports. By convention the parameter is named `env`."""
+
     policy: Policy
     store: ReplayStore
     clock: Clock
@@ -38,53 +45,82 @@ class Env:
     secrets: SecretVerifier
 
 
-@dataclass(slots=True)
-class Facts:
-    """What the steps have established so far about one request."""
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """What a token request presents, read before anything is checked: the certificate a
+    trusted proxy passed, the client credentials, a legacy (drafts -00...-02) attestation."""
 
-    certificate: ClientCertificate | None = None
-    client: ClientCredentials | None = None
-    auth: AuthenticatedClient | None = None  # set when a client registry is configured
-    attested: AttestedClient | None = None  # a verified client attestation
-    legacy_attestation: LegacyAssertion | None = None  # drafts -00...-02, in the body
-    grant: GrantResult | None = None
+    certificate: ClientCertificate | None
+    client: ClientCredentials
+    legacy_attestation: LegacyAssertion | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ProofFacts:
+    """What every endpoint's steps establish: the DPoP proof, the single-use values to burn."""
+
     dpop: DpopProof | None = None
-    refresh_bound_to: str | None = None
     replays: list[ReplayCheck] = field(default_factory=list)  # burned by the last step
     replay_check_skipped: bool = False
-    context: list[tuple[str, str]] = field(default_factory=list)
     # The grant_type parameter as sent, for the log line of a request refused before (or
     # by) the grant checks: a PKCE or scope refusal is still a refusal of that grant.
     presented_grant_type: str = ""
 
     def summary(self, result_code: str, message: str) -> Summary:
-        client = self.client
+        return Summary(result_code=result_code, message=message,
+                       grant_type=self.presented_grant_type)
+
+
+@dataclass(slots=True, kw_only=True)
+class Facts(ProofFacts):
+    """What the token endpoint's steps have established so far about one request."""
+
+    certificate: ClientCertificate | None
+    client: ClientCredentials  # as presented; the attested client id once attested
+    legacy_attestation: LegacyAssertion | None = None
+    auth: AuthenticatedClient | None = None  # set when a client registry is configured
+    attested: AttestedClient | None = None  # a verified client attestation
+    grant: GrantResult | None = None  # set by check_grant; None before it
+    refresh_bound_to: str | None = None
+    # Context headers found by the checks (attestation, registry, assertion grant).
+    context: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, presented: Presented, request: TokenRequest) -> Facts:
+        return cls(certificate=presented.certificate, client=presented.client,
+                   legacy_attestation=presented.legacy_attestation,
+                   presented_grant_type=presented_grant_type(request))
+
+    def summary(self, result_code: str, message: str) -> Summary:
         return Summary(
             result_code=result_code,
             message=message,
             grant_type=self.grant.grant_type if self.grant else self.presented_grant_type,
-            client_id=(client.client_id or "") if client else "",
-            auth_method=client.method if client else "",
+            client_id=self.client.client_id or "",
+            auth_method=self.client.method,
         )
 
 
-Step = Callable[[TokenRequest, Facts, Env], Awaitable[OAuthError | None]]
+F = TypeVar("F", bound=ProofFacts)
+Step = Callable[[TokenRequest, F, StepContext], Awaitable[OAuthError | None]]
 
 
-
-async def run_steps(request: TokenRequest, env: Env,
-                    steps: Sequence[Step]) -> tuple[Facts, OAuthError | None]:
-    """Run the steps in order until one refuses; the facts, and the refusal if any."""
-    facts = Facts(presented_grant_type=_loggable(request.parameters.get("grant_type", "")))
+async def run_steps(request: TokenRequest, facts: F, env: StepContext,
+                    steps: Sequence[Step[F]]) -> OAuthError | None:
+    """Run the steps in order until one refuses; the refusal if any (the facts are filled)."""
     for step in steps:
         error = await step(request, facts, env)
         if error is not None:
-            return facts, error
-    return facts, None
+            return error
+    return None
 
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 _LOGGED_MAX = 128
+
+
+def presented_grant_type(request: TokenRequest) -> str:
+    return _loggable(request.parameters.get("grant_type", ""))
 
 
 def _loggable(value: str) -> str:
@@ -93,24 +129,25 @@ def _loggable(value: str) -> str:
     return _UNPRINTABLE.sub("?", value[:_LOGGED_MAX])
 
 
-async def check_dpop_proof(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
-    return check_proof(request, facts, env, env.policy.dpop.htu_targets)
+async def check_dpop_proof(request: TokenRequest, facts: Facts,
+                           env: StepContext) -> OAuthError | None:
+    nonce_required = env.policy.nonce_required if facts.auth is None \
+        else dpop_nonce_required(facts.auth, env.policy.nonce_required)
+    return check_proof(request, facts, env.policy.proof, env.clock.now(),
+                       env.policy.dpop.htu_targets, nonce_required=nonce_required)
 
 
-def check_proof(request: TokenRequest, facts: Facts, env: Env,
-                 htu_targets: frozenset[str]) -> OAuthError | None:
-    policy = env.policy
+def check_proof(request: TokenRequest, facts: ProofFacts, policy: ProofPolicy, now: float,
+                htu_targets: frozenset[str], *, nonce_required: bool) -> OAuthError | None:
     if facts.dpop is not None:
         return None  # already checked as the attestation's proof of possession
     if not request.dpop:
-        if policy.dpop_required:
+        if policy.required:
             # RFC 9449 §5.2: a client that must use DPoP and sends no proof is refused.
             return errors.invalid_dpop_proof("dpop.required", "A DPoP proof is required.")
         return None
-    nonce_required = policy.nonce_required if facts.auth is None \
-        else dpop_nonce_required(facts.auth, policy.nonce_required)
     proof = validate_proof(request.dpop, method=request.method, policy=policy.dpop,
-                           now=env.clock.now(), nonces=policy.nonces,
+                           now=now, nonces=policy.nonces,
                            nonce_required=nonce_required, htu_targets=htu_targets)
     if isinstance(proof, OAuthError):
         return proof
@@ -118,20 +155,26 @@ def check_proof(request: TokenRequest, facts: Facts, env: Env,
     return None
 
 
-def accept_proof(facts: Facts, proof: DpopProof) -> None:
+def accept_proof(facts: ProofFacts, proof: DpopProof) -> None:
     facts.dpop = proof
-    facts.replays.append(ReplayCheck(
-        DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds,
-        # RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant.
-        errors.invalid_dpop_proof("dpop.jti_replayed", "The DPoP proof has been used before.")))
+    facts.replays.append(ReplayCheck(DPOP_JTI, proof.replay_key, proof.replay_ttl_seconds,
+                                     _JTI_REPLAYED))
 
 
-async def burn_replays(request: TokenRequest, facts: Facts, env: Env) -> OAuthError | None:
+# RFC 9449 §11.1; the error is invalid_dpop_proof (§5), not invalid_grant. Fast path: made
+# once (an OAuthError is frozen), not once for every proof accepted.
+_JTI_REPLAYED = errors.invalid_dpop_proof("dpop.jti_replayed",
+                                          "The DPoP proof has been used before.")
+
+
+async def burn_replays(request: TokenRequest, facts: ProofFacts,
+                       env: StepContext) -> OAuthError | None:
     """Last of all, so that a request refused for another reason (a missing nonce, say) does
     not use up its single-use values: one atomic `SET NX` each."""
     for replay in facts.replays:
         outcome: StoreOutcome[bool] | OAuthError = await store_call(
-            env.store.first_use(replay.kind, replay.value, replay.ttl_seconds), env.policy)
+            env.store.first_use(replay.kind, replay.value, replay.ttl_seconds),
+            env.policy.store)
         if isinstance(outcome, OAuthError):
             return outcome
         if outcome.skipped:

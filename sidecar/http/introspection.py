@@ -26,7 +26,7 @@ from sidecar.core.introspection import (
     token_parameter,
 )
 from sidecar.core.query import check_query
-from sidecar.core.store_calls import store_call
+from sidecar.core.store_failures import store_call
 from sidecar.errors import OAuthError
 from sidecar.http.metrics import Metrics
 from sidecar.http.parse import (
@@ -129,7 +129,7 @@ async def _review_introspection(read: Read, answer: UpstreamAnswer, runtime: Run
     if active is None:
         return _counted(metrics, IntrospectionEdit(notes=("introspection.passed",)))
     env = runtime.env
-    outcome = await store_call(env.store.get_binding(ACCESS_BINDING, read.token), env.policy)
+    outcome = await store_call(env.store.get_binding(ACCESS_BINDING, read.token), env.policy.store)
     if isinstance(outcome, OAuthError):
         # Closed: a bearer answer for a bound token would silently unbind it.
         metrics.child(metrics.introspections, "store_unavailable").inc()
@@ -164,7 +164,7 @@ async def _after_revocation(read: Read, answer: UpstreamAnswer, runtime: Runtime
     if answer.status != 200:
         return IntrospectionEdit(notes=("revocation.refused",))
     env = runtime.env
-    found = await store_call(env.store.get_binding(ACCESS_BINDING, read.token), env.policy)
+    found = await store_call(env.store.get_binding(ACCESS_BINDING, read.token), env.policy.store)
     if isinstance(found, OAuthError) or found.skipped:
         return _delete_failed()
     binding = decode_binding(found.value)
@@ -172,7 +172,8 @@ async def _after_revocation(read: Read, answer: UpstreamAnswer, runtime: Runtime
         return IntrospectionEdit(notes=("binding.none",))
     if not revoked_by_owner(binding, read.authorization, read.params):
         return IntrospectionEdit(notes=("binding.kept_not_owner",))
-    deleted = await store_call(env.store.delete_binding(ACCESS_BINDING, read.token), env.policy)
+    deleted = await store_call(env.store.delete_binding(ACCESS_BINDING, read.token),
+                               env.policy.store)
     if isinstance(deleted, OAuthError) or deleted.skipped:
         return _delete_failed()
     metrics.child(metrics.access_bindings, "deleted").inc()

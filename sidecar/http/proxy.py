@@ -23,6 +23,7 @@ from sidecar.http.target import Target
 from sidecar.settings import UpstreamSettings
 
 _STREAM_CHUNK = 65536
+_CACHED_URLS = 256
 # The client library adds these when they are missing; a proxy must not invent them. An
 # invented Accept-Encoding in particular would bring back a body the client cannot decode.
 _NO_AUTO_HEADERS = ("Accept-Encoding", "User-Agent", "Content-Type")
@@ -67,6 +68,7 @@ class Upstream:
         self._session = session
         self._origin = URL(settings.url)
         self._base_path = self._origin.raw_path.rstrip("/")
+        self._urls: dict[tuple[str, str | None], URL] = {}
         self._max_token_response = settings.max_token_response_bytes
         self._token_timeout = aiohttp.ClientTimeout(
             total=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
@@ -77,10 +79,20 @@ class Upstream:
 
     def url_for(self, target: Target) -> URL:
         """`upstream.url`'s scheme, host and port, its path as a prefix, then the checked
-        path and query: no request target can choose where the request goes."""
-        return URL.build(scheme=self._origin.scheme, authority=self._origin.raw_authority,
-                         path=self._base_path + target.path, query_string=target.query or "",
-                         encoded=True)
+        path and query: no request target can choose where the request goes.
+
+        Fast path: the URLs of the last targets are kept (a token endpoint's target is the
+        same on every request), which saves a `URL.build` per request."""
+        key = (target.path, target.query)
+        url = self._urls.get(key)
+        if url is None:
+            url = URL.build(scheme=self._origin.scheme, authority=self._origin.raw_authority,
+                            path=self._base_path + target.path,
+                            query_string=target.query or "", encoded=True)
+            if len(self._urls) >= _CACHED_URLS:
+                self._urls.clear()  # bounded: pass-through paths may be many
+            self._urls[key] = url
+        return url
 
     async def send_token(
         self, request: web.BaseRequest, target: Target, headers: CIMultiDict[str],

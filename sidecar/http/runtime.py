@@ -17,7 +17,7 @@ from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.core.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.secrets import SecretVerifier
-from sidecar.core.steps import Env
+from sidecar.core.steps import StepContext
 from sidecar.http.admission import Admission
 from sidecar.http.headers import ForwardRules, HeaderNames
 from sidecar.http.metrics import InstrumentedStore, Metrics
@@ -64,7 +64,7 @@ class Runtime:
 
     settings: Settings
     read_policy: ReadPolicy
-    env: Env
+    env: StepContext
     upstream: Upstream
     forward_rules: ForwardRules  # which of the client's headers go upstream
     guarded: GuardedPaths  # the paths validated rather than passed through
@@ -237,7 +237,7 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
     return Runtime(
         settings=settings,
         read_policy=ReadPolicy.from_settings(settings),
-        env=Env(policy, resources.store, clock, resources.clients.jwks,
+        env=StepContext(policy, resources.store, clock, resources.clients.jwks,
                 resources.clients.secrets),
         upstream=Upstream(resources.session, settings.upstream),
         forward_rules=forward_rules(settings),

@@ -15,7 +15,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar import errors
-from sidecar.core.answer import AnswerEdit, review_answer
 from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
 from sidecar.core.attestation import response_headers as attestation_headers
 from sidecar.core.decide import decide
@@ -23,7 +22,8 @@ from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
 from sidecar.core.query import check_query
 from sidecar.core.registry import Registry
-from sidecar.core.steps import Env
+from sidecar.core.steps import StepContext
+from sidecar.core.upstream_answer import AnswerEdit, review_answer
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.introspection import introspect, revoke
@@ -34,7 +34,7 @@ from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
 from sidecar.http.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
-from sidecar.logs import FIELDS_ATTRIBUTE
+from sidecar.logs import FIELDS_ATTRIBUTE, log_fields
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 
 log = logging.getLogger("token_sidecar.access")
@@ -43,7 +43,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # RFC 9449 §8 and §7.1 notes: a browser client must be able to read these.
 _EXPOSED_TO_BROWSERS = ("DPoP-Nonce", "WWW-Authenticate", "OAuth-Client-Attestation-Challenge")
 
-Decider = Callable[[TokenRequest, Env], Awaitable[Decision]]
+Decider = Callable[[TokenRequest, StepContext], Awaitable[Decision]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TARGET = web.RequestKey("target", Target)
 BoundTokenHandler = Callable[[web.Request, Runtime, Outbound], Awaitable[web.Response]]
@@ -196,7 +196,7 @@ async def _answer_token(request: web.Request, runtime: Runtime, decider: Decider
     else:
         response = _token_response(answer, edit, request_id)
     record.done(decision, response, failure=edit.error, upstream_status=answer.status,
-                notes=edit.notes)
+                edit=edit)
     return response
 
 
@@ -285,15 +285,15 @@ class _Record:
 
     def done(self, decision: Decision, response: web.StreamResponse, *,
              failure: OAuthError | None = None, upstream_status: int | None = None,
-             notes: tuple[str, ...] = ()) -> None:
+             edit: AnswerEdit | None = None) -> None:
         duration = time.perf_counter() - self.started
         summary = decision.summary
         if failure is None and isinstance(decision, Respond):
             failure = decision.error
         result_code = failure.result_code if failure else summary.result_code
         action = Action.for_error(failure).value if failure else decision.action.value
-        self._count(decision, result_code, action, duration, response=response, notes=notes)
-        log.info("%s %s", action, result_code, extra={FIELDS_ATTRIBUTE: {
+        self._count(decision, result_code, action, duration, response=response, edit=edit)
+        log_fields(log, f"{action} {result_code}", {
             "request_id": self.request_id,
             "action": action,
             "result_code": result_code,
@@ -305,11 +305,11 @@ class _Record:
             "upstream_status": upstream_status,
             "duration_seconds": round(duration, 6),
             "detail": failure.detail if failure else "",
-            "notes": ",".join(notes),
-        }})
+            "notes": ",".join(edit.notes) if edit else "",
+        })
 
     def _count(self, decision: Decision, result_code: str, action: str, duration: float, *,
-               response: web.StreamResponse, notes: tuple[str, ...]) -> None:
+               response: web.StreamResponse, edit: AnswerEdit | None) -> None:
         metrics = self.metrics
         summary = decision.summary
         metrics.observe_request(action=action, grant_type=summary.grant_type,
@@ -324,10 +324,10 @@ class _Record:
                           result_code if result_code.startswith("dpop.") else "not_checked").inc()
         if "DPoP-Nonce" in response.headers:
             metrics.nonces_issued.inc()
-        if isinstance(decision, Forward) and ("Replay-Check", "skipped") in decision.context:
+        if isinstance(decision, Forward) and decision.replay_check_skipped:
             metrics.replay_checks_skipped.inc()
-        for note in notes:
-            if note.startswith("upstream_token_type."):
-                metrics.child(metrics.upstream_token_type, note.rpartition(".")[2]).inc()
-            elif note.startswith("access_binding."):
-                metrics.child(metrics.access_bindings, note.rpartition(".")[2]).inc()
+        if edit is not None:
+            if edit.token_type is not None:
+                metrics.child(metrics.upstream_token_type, edit.token_type).inc()
+            if edit.access_binding is not None:
+                metrics.child(metrics.access_bindings, edit.access_binding).inc()

@@ -1,6 +1,6 @@
 """The token pipeline on its own (sidecar.core.decide): a `TokenRequest` in, a `Decision` out,
-through the `Env` the HTTP shell builds (settings -> Policy, the memory store or a Redis that
-is down, the fake clock, real keys and signatures).
+through the `StepContext` the HTTP shell builds (settings -> Policy, the memory store or a Redis
+that is down, the fake clock, real keys and signatures).
 
 One row of `CASES` is one request: the settings on top of the test defaults, the request
 (method, form body, Authorization, DPoP proofs, certificate header, attestation headers), and
@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 
 from sidecar.core.binding import REFRESH_BINDING
-from sidecar.core.decide import STEPS, decide
+from sidecar.core.decide import STEPS, decide, read_presented
 from sidecar.core.jwk import thumbprint
-from sidecar.core.steps import run_steps
+from sidecar.core.steps import Facts, Presented, run_steps
 from sidecar.model import Action, Respond
 from tests.support.pipeline import (
     AS_PUBLIC,
@@ -295,7 +295,11 @@ async def test_a_proof_refused_for_a_bound_refresh_token_stays_usable(
 async def test_a_refusal_stops_the_steps(pipeline: Pipeline) -> None:
     env = pipeline.env()
     request = Req("grant_type=urn:example:magic&client_id=app", dpop=(pipeline.proof(),))
-    facts, error = await run_steps(request.token_request(), env, STEPS)
+    token_request = request.token_request()
+    presented = read_presented(token_request, env)
+    assert isinstance(presented, Presented)
+    facts = Facts.of(presented, token_request)
+    error = await run_steps(token_request, facts, env, STEPS)
     assert error is not None and error.result_code == "grant.unsupported"
     # The client was identified before; the proof, checked after the grant, was not.
     assert facts.client is not None and facts.client.client_id == "app"

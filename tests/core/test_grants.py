@@ -20,7 +20,7 @@ from sidecar.core.grants import (
 )
 from sidecar.errors import OAuthError
 from sidecar.model import Action, FormParams
-from sidecar.settings import GRANT_TYPES, GrantsSettings
+from sidecar.settings import GRANT_TYPES, GrantsSettings, PasswordGrant
 
 DEFAULTS = GrantsSettings()
 
@@ -609,7 +609,7 @@ VALUES = st.one_of(
     extra=st.lists(st.text(max_size=30), max_size=2).map(tuple),
 )
 def test_arbitrary_parameters_never_raise(
-    params: dict[str, tuple[str, ...]], allowed: tuple[str, ...], password: str,
+    params: dict[str, tuple[str, ...]], allowed: tuple[str, ...], password: PasswordGrant,
     extra: tuple[str, ...],
 ) -> None:
     grants = GrantsSettings(allowed=allowed, password=password, extra_token_types=extra)

@@ -1,4 +1,4 @@
-"""The decision core driven the way the HTTP shell drives it: settings -> `Policy` -> `Env`
+"""The decision core driven the way the HTTP shell drives it: settings -> `Policy` -> `StepContext`
 (sidecar/http/runtime.py builds the same one), with the store `store.url` names (memory://,
 or a Redis that is down), the fake clock, scripted JWKS documents and the real secret
 verifier. No HTTP: what goes in is a `TokenRequest`, what comes out a `Decision`."""
@@ -30,7 +30,7 @@ from sidecar.core.jwks import CachingJwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.policy import Policy
 from sidecar.core.secrets import SecretVerifier
-from sidecar.core.steps import Env, Facts, burn_replays
+from sidecar.core.steps import ProofFacts, StepContext, burn_replays
 from sidecar.errors import OAuthError
 from sidecar.model import Action, Decision, FormParams, Forward, ReplayCheck, Respond, TokenRequest
 from sidecar.ports import Clock, ReplayStore
@@ -53,7 +53,8 @@ def pipeline_settings(base_dir: Path | None = None, **sections: dict[str, Any]) 
     return dataclasses.replace(settings, base_dir=str(base_dir)) if base_dir else settings
 
 
-def pipeline_env(settings: Settings, *, clock: Clock, store: ReplayStore | None = None) -> Env:
+def pipeline_env(settings: Settings, *, clock: Clock,
+                 store: ReplayStore | None = None) -> StepContext:
     """The store `store.url` names unless one is given; JWKS documents from no URL (the keys
     the tests use are inline)."""
     clients = settings.clients
@@ -65,13 +66,13 @@ def pipeline_env(settings: Settings, *, clock: Clock, store: ReplayStore | None 
                              max_concurrent_hashes=clients.max_concurrent_hash_checks)
     if store is None:  # not `store or ...`: an empty MemoryStore is falsy (it has a length)
         store = open_store(settings.store, clock)
-    return Env(Policy.from_settings(settings), store, clock, jwks, secrets)
+    return StepContext(Policy.from_settings(settings), store, clock, jwks, secrets)
 
 
-async def burn_last(env: Env, *replays: ReplayCheck) -> OAuthError | None:
+async def burn_last(env: StepContext, *replays: ReplayCheck) -> OAuthError | None:
     """What the pipeline's last step does with the single-use values a check returned."""
     request = TokenRequest("POST", FormParams({}))  # burn_replays reads only the facts
-    return await burn_replays(request, Facts(replays=list(replays)), env)
+    return await burn_replays(request, ProofFacts(replays=list(replays)), env)
 
 
 # ---------------------------------------------------------------------------------------
@@ -179,18 +180,18 @@ class Req:
 
 
 class Pipeline:
-    """The files the settings name, the clock, and an `Env` per settings."""
+    """The files the settings name, the clock, and an `StepContext` per settings."""
 
     def __init__(self, tmp_path: Path, refusing_port: int) -> None:
         self.tmp_path = tmp_path
         self.refusing_port = refusing_port
         self.clock = FakeClock()
-        self.envs: list[Env] = []
+        self.envs: list[StepContext] = []
         (tmp_path / "clients.toml").write_text(REGISTRY_TOML)
         (tmp_path / "basic.secret").write_text(SECRET + "\n")
         (tmp_path / "nonce.secret").write_text(NONCE_SECRET + "\n")
 
-    def env(self, sections: Mapping[str, Mapping[str, Any]] = {}) -> Env:
+    def env(self, sections: Mapping[str, Mapping[str, Any]] = {}) -> StepContext:
         raw = {name: dict(values) for name, values in sections.items()}
         if raw.get("store", {}).get("url") == "redis://down":
             # A port bound and never listened on: every connection is refused.
@@ -208,7 +209,7 @@ class Pipeline:
     def proof(self, key: DpopKey = CLIENT, htu: str = TOKEN_URL, **claims: Any) -> str:
         return key.proof(htu, iat=self.clock.now(), **claims)
 
-    def nonce(self, env: Env) -> str:
+    def nonce(self, env: StepContext) -> str:
         assert env.policy.nonces is not None
         return env.policy.nonces.issue(self.clock.now())
 
@@ -287,7 +288,7 @@ def assert_decision(decision: Decision, expected: Expected, *,
 @dataclass(frozen=True)
 class Case:
     name: str  # "<step>: what happens"
-    request: Callable[[Pipeline, Env], Req]
+    request: Callable[[Pipeline, StepContext], Req]
     expect: Expected
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     bound: Mapping[str, str] = field(default_factory=dict)  # refresh token -> its binding

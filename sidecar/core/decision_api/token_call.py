@@ -166,5 +166,6 @@ def policy_for_call(policy: Policy, call: TokenCall) -> Policy | FieldError:
     if call.htu is not None and normalize_htu(call.htu) not in policy.dpop.htu_targets:
         return FieldError("htu is not this server's token endpoint "
                           "(server.public_token_endpoint or one of dpop.htu_aliases).")
-    return dataclasses.replace(policy, cert_format="pem",
-                               nonce_required=policy.nonce_required or call.dpop_nonce_required)
+    proof = dataclasses.replace(policy.proof, nonce_required=policy.proof.nonce_required
+                                or call.dpop_nonce_required)
+    return dataclasses.replace(policy, cert_format="pem", proof=proof)

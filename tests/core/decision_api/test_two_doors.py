@@ -21,7 +21,7 @@ from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.decide import decide
 from sidecar.core.decision_api.fields import FieldError
 from sidecar.core.decision_api.token_call import TokenCall, policy_for_call, token_request_of
-from sidecar.core.steps import Env
+from sidecar.core.steps import StepContext
 from sidecar.errors import OAuthError
 from tests.core.test_decide import CASES
 from tests.support.pipeline import Case, Pipeline, Req, assert_decision
@@ -88,7 +88,7 @@ async def test_a_call_decides_as_the_proxy_did(pipeline: Pipeline, case: Case) -
 
 
 def test_a_call_for_another_endpoint_is_refused(pipeline: Pipeline) -> None:
-    env: Env = pipeline.env()
+    env: StepContext = pipeline.env()
     call = TokenCall(parameters="grant_type=client_credentials",
                      htu="https://elsewhere.example/token")
     assert policy_for_call(env.policy, call) == FieldError(

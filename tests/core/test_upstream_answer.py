@@ -1,8 +1,8 @@
 """What the sidecar does with the upstream's answer to a forwarded token request
-(sidecar.core.answer `review_answer`): the access token bound to the DPoP key or certificate
-the request proved, the refresh token of a public client bound too, `token_type` told as DPoP
-only when the binding was recorded (RFC 9449 §5), and a store failure in closed mode answered
-as 503 rather than handing out a token whose binding was lost.
+(sidecar.core.upstream_answer `review_answer`): the access token bound to the DPoP key or
+certificate the request proved, the refresh token of a public client bound too, `token_type`
+told as DPoP only when the binding was recorded (RFC 9449 §5), and a store failure in closed
+mode answered as 503 rather than handing out a token whose binding was lost.
 
 One row: the settings, the request `decide` forwarded, the upstream's status and body, whether
 the store fails between the decision and the answer -> what the client is told and what the
@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from sidecar.core.access_binding import ACCESS_BINDING, decode_binding
-from sidecar.core.answer import AnswerEdit, review_answer
 from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.decide import decide
-from sidecar.core.steps import Env
+from sidecar.core.steps import StepContext
+from sidecar.core.upstream_answer import AnswerEdit, review_answer
 from sidecar.model import Forward
 from tests.support.pipeline import (
     AUTH_CODE,
@@ -65,7 +65,7 @@ class Told:
 @dataclass(frozen=True)
 class AnswerCase:
     name: str
-    request: Callable[[Pipeline, Env], Req]
+    request: Callable[[Pipeline, StepContext], Req]
     expect: Told
     answer: Mapping[str, Any] = field(default_factory=lambda: BEARER)
     status: int = 200
@@ -73,7 +73,7 @@ class AnswerCase:
     store_fails: bool = False  # the store goes down between the decision and the answer
 
 
-def dpop(p: Pipeline, env: Env, body: str = SPA) -> Req:
+def dpop(p: Pipeline, env: StepContext, body: str = SPA) -> Req:
     return Req(body, dpop=(p.proof(),))
 
 
@@ -125,7 +125,7 @@ CASES: tuple[AnswerCase, ...] = (
 )
 
 
-async def reviewed(pipeline: Pipeline, case: AnswerCase) -> tuple[AnswerEdit, Env]:
+async def reviewed(pipeline: Pipeline, case: AnswerCase) -> tuple[AnswerEdit, StepContext]:
     env = pipeline.env(case.settings)
     forward = await decide(case.request(pipeline, env).token_request(), env)
     assert isinstance(forward, Forward), forward

@@ -1,4 +1,4 @@
-"""One place that decides what a store failure means (`store.failure_mode`).
+"""What a store failure means (`store.failure_mode`), decided in one place.
 
 closed (default): the request ends with `503 temporarily_unavailable` and `Retry-After`;
 nothing whose replay check did not complete is forwarded. open: the check is skipped, and
@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sidecar import errors
-from sidecar.core.policy import Policy
 from sidecar.errors import OAuthError
 from sidecar.ports import StoreError, StoreFullError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailurePolicy:
+    """What `store_call` reads from the configuration."""
+
+    fails_open: bool  # store.failure_mode = "open"
+    retry_after_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +33,8 @@ class StoreOutcome(Generic[T]):
     skipped: bool = False
 
 
-async def store_call(call: Awaitable[T], policy: Policy) -> StoreOutcome[T] | OAuthError:
+async def store_call(call: Awaitable[T],
+                     policy: StoreFailurePolicy) -> StoreOutcome[T] | OAuthError:
     try:
         return StoreOutcome(await call)
     except StoreFullError as exc:
@@ -34,12 +42,12 @@ async def store_call(call: Awaitable[T], policy: Policy) -> StoreOutcome[T] | OA
             "store.full", "The replay cache is full; try again shortly.", detail=str(exc),
         ).with_headers(("Retry-After", str(policy.retry_after_seconds)))
     except StoreError as exc:
-        if policy.store_fails_open:
+        if policy.fails_open:
             return StoreOutcome(None, skipped=True)
         return store_unavailable(policy, str(exc))
 
 
-def store_unavailable(policy: Policy, detail: str) -> OAuthError:
+def store_unavailable(policy: StoreFailurePolicy, detail: str) -> OAuthError:
     return errors.temporarily_unavailable(
         "store.unavailable", "The replay cache is unavailable; try again shortly.",
         detail=detail,

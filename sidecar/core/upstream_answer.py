@@ -1,0 +1,147 @@
+"""What the sidecar enforces on the upstream's answer to a forwarded token request (README
+"What one token request goes through", step 5).
+
+Pure like the decision: the shell hands over the status and body, and applies the edit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from sidecar import errors, fast_json
+from sidecar.core.access_binding import ACCESS_BINDING, binding_for_answer
+from sidecar.core.binding import REFRESH_BINDING
+from sidecar.core.policy import AnswerPolicy
+from sidecar.core.steps import StepContext
+from sidecar.core.store_failures import store_call
+from sidecar.errors import OAuthError
+from sidecar.model import Forward
+
+BindingOutcome = Literal["recorded", "skipped"]  # skipped: the store down, failing open
+# RFC 9449 §5: what was done with an answer to a DPoP request whose token_type is not DPoP.
+TokenTypeHandling = Literal["require", "rewrite", "pass", "unbound"]
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerEdit:
+    body: bytes | None = None  # a replacement body, when one was rewritten
+    headers: tuple[tuple[str, str], ...] = ()
+    error: OAuthError | None = None  # answer this instead of the upstream's answer
+    # What happened, for logs and metrics (None: nothing of the kind was done).
+    access_binding: BindingOutcome | None = None
+    refresh_binding: BindingOutcome | None = None
+    token_type: TokenTypeHandling | None = None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The log line's `notes`: "access_binding.recorded", "upstream_token_type.rewrite"..."""
+        return tuple(f"{name}.{value}" for name, value in (
+            ("access_binding", self.access_binding), ("refresh_binding", self.refresh_binding),
+            ("upstream_token_type", self.token_type)) if value is not None)
+
+
+async def review_answer(forward: Forward, status: int, body: bytes,
+                        env: StepContext) -> AnswerEdit:
+    policy = env.policy.answer
+    headers = _nonce_headers(policy, env.clock.now())
+    if not 200 <= status < 300 or not (forward.proves_possession
+                                       or forward.bind_refresh_token_to):
+        return AnswerEdit(headers=headers)
+    token = _json_object(body)
+    if token is None:
+        return AnswerEdit(headers=headers)
+    # Both bindings are written together: on Redis they go out in the same pipeline.
+    access, refresh = await asyncio.gather(
+        _bind_access_token(token, forward, env),
+        _bind_refresh_token(token, forward.bind_refresh_token_to, env))
+    for outcome in (access, refresh):
+        if isinstance(outcome, OAuthError):
+            # Closed: a token whose binding could not be recorded is not handed out unbound.
+            return AnswerEdit(error=outcome, headers=headers,
+                              access_binding=_outcome(access), refresh_binding=_outcome(refresh))
+    edit = AnswerEdit(headers=headers, access_binding=_outcome(access),
+                      refresh_binding=_outcome(refresh))
+    if not forward.dpop_jkt:
+        return edit
+    handling, rewritten = _enforce_dpop_token_type(token, policy, bound=access == "recorded")
+    if isinstance(rewritten, OAuthError):
+        return replace(edit, error=rewritten, token_type=handling)
+    return replace(edit, body=rewritten, token_type=handling)
+
+
+def _outcome(result: BindingOutcome | OAuthError | None) -> BindingOutcome | None:
+    return None if isinstance(result, OAuthError) else result
+
+
+def _nonce_headers(policy: AnswerPolicy, now: float) -> tuple[tuple[str, str], ...]:
+    # RFC 9449 §8.2: the server may hand out a fresh nonce with any response.
+    nonces = policy.nonces
+    return (("DPoP-Nonce", nonces.issue(now)),) if nonces else ()
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = fast_json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _enforce_dpop_token_type(
+        token: dict[str, Any], policy: AnswerPolicy, *, bound: bool,
+) -> tuple[TokenTypeHandling | None, bytes | OAuthError | None]:
+    """RFC 9449 §5: a DPoP-bound access token is issued with `token_type` DPoP. The client is
+    told DPoP only when the token is bound: by the upstream (it said DPoP) or by the binding
+    just recorded. An unbound Bearer answer is passed as it is, and counted."""
+    token_type = token.get("token_type")
+    if "access_token" not in token or (isinstance(token_type, str)
+                                       and token_type.lower() == "dpop"):
+        return None, None
+    mode = policy.upstream_token_type
+    if mode == "require":
+        return "require", errors.bad_gateway(
+            "upstream.token_type_not_dpop",
+            "The token endpoint did not issue a DPoP-bound token.",
+            detail=f"token_type={str(token_type)[:20]!r}")
+    if mode == "rewrite" and bound:
+        token["token_type"] = "DPoP"  # noqa: S105 - a token type, not a secret
+        return "rewrite", fast_json.dumps(token)
+    # pass, or rewrite with no binding recorded (the store failed open): never claim DPoP.
+    return ("pass" if mode == "pass" else "unbound"), None
+
+
+async def _bind_access_token(token: dict[str, Any], forward: Forward,
+                             env: StepContext) -> BindingOutcome | OAuthError | None:
+    """Whether a binding was recorded for the answer's access token; None: none to record."""
+    if not forward.proves_possession:
+        return None
+    found = binding_for_answer(
+        token, jkt=forward.dpop_jkt, x5t_s256=forward.cert_s256,
+        client_id=forward.summary.client_id, requested_scope=forward.requested_scope,
+        now=env.clock.now(), default_ttl_seconds=env.policy.answer.access_binding_ttl_seconds)
+    if found is None:
+        return None
+    access_token, binding, ttl = found
+    outcome = await store_call(
+        env.store.set_binding(ACCESS_BINDING, access_token, binding.encode(), ttl),
+        env.policy.store)
+    if isinstance(outcome, OAuthError):
+        return outcome
+    return "skipped" if outcome.skipped else "recorded"
+
+
+async def _bind_refresh_token(token: dict[str, Any], bound_to: str | None,
+                              env: StepContext) -> BindingOutcome | OAuthError | None:
+    refresh_token = token.get("refresh_token")
+    if not bound_to or not isinstance(refresh_token, str) or not refresh_token:
+        return None
+    ttl = token.get("refresh_token_expires_in")
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+        ttl = env.policy.answer.refresh_binding_ttl_seconds
+    outcome = await store_call(
+        env.store.set_binding(REFRESH_BINDING, refresh_token, bound_to, ttl), env.policy.store)
+    if isinstance(outcome, OAuthError):
+        return outcome
+    return "skipped" if outcome.skipped else "recorded"

@@ -1,0 +1,52 @@
+"""sidecar/fast_json.py: orjson's speed, the standard library's text and values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidecar import fast_json
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                       | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+
+
+def _stdlib(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+@given(_VALUES)
+def test_dumps_writes_what_json_writes(value: Any) -> None:
+    assert fast_json.dumps(value) == _stdlib(value)
+
+
+@given(_VALUES)
+def test_loads_reads_what_json_reads(value: Any) -> None:
+    text = json.dumps(value).encode()
+    assert repr(fast_json.loads(text)) == repr(json.loads(text))
+
+
+def test_the_inputs_orjson_reads_otherwise() -> None:
+    for text in (b'{"big":123456789012345678901234567890}', b'{"a":NaN}', b"[Infinity]",
+                 b'\xef\xbb\xbf{"a":1}', '["\ud800"]'.encode("utf-8", "surrogatepass"),
+                 '{"a":1}'.encode("utf-16")):
+        assert repr(fast_json.loads(text)) == repr(json.loads(text))
+    assert isinstance(fast_json.loads(b'{"big":123456789012345678901234567890}')["big"], int)
+
+
+def test_the_errors_are_json_s() -> None:
+    for text in (b"", b"{", b"[1,]", b"\xff"):
+        try:
+            json.loads(text)
+        except ValueError as expected:
+            failed: type[Exception] = type(expected)
+        try:
+            fast_json.loads(text)
+        except ValueError as raised:
+            assert isinstance(raised, failed)
+        else:
+            raise AssertionError(f"{text!r} was read")

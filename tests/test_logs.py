@@ -1,0 +1,65 @@
+"""sidecar/logs.py: the access line, written directly or through a LogRecord, is the same line,
+and other handlers still get every record."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from sidecar import logs
+
+FIELDS: dict[str, Any] = {"request_id": "r-1", "action": "OK", "status": 200,
+                          "upstream_status": None, "duration_seconds": 0.00123, "notes": ""}
+
+
+@pytest.fixture
+def stdout(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """configure_logging on stdout, the root logger's handlers and level put back afterwards."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(logging, "logThreads", logging.logThreads)
+    monkeypatch.setattr(logging, "logMultiprocessing", logging.logMultiprocessing)
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    logs.configure_logging("info", "json")
+    return out
+
+
+def test_the_direct_line_is_the_line_of_a_record(stdout: io.StringIO) -> None:
+    root = logging.getLogger()
+    # As in production, the JSON handler alone (pytest adds its capture handlers per test).
+    handler = next(h for h in root.handlers if isinstance(h.formatter, logs.JsonFormatter))
+    root.handlers[:] = [handler]
+    logger = logging.getLogger("token_sidecar.access")
+    assert logs._only_json_handler(logger, logging.INFO) is not None  # the direct path
+    logs.log_fields(logger, "OK token.ok", FIELDS)
+    through_record = handler.format(logs._record(logger, "OK token.ok", FIELDS, logging.INFO))
+    direct = json.loads(stdout.getvalue())
+    expected = json.loads(through_record)
+    assert direct.pop("time")[:19] == expected.pop("time")[:19]
+    assert list(direct.items()) == list(expected.items())
+    assert stdout.getvalue().count("\n") == 1
+
+
+def test_another_handler_gets_the_record(stdout: io.StringIO) -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logging.getLogger().addHandler(Keep())
+    logs.log_fields(logging.getLogger("token_sidecar.access"), "OK token.ok", FIELDS)
+    assert [getattr(r, logs.FIELDS_ATTRIBUTE) for r in seen] == [FIELDS]
+    assert json.loads(stdout.getvalue())["request_id"] == "r-1"
+
+
+def test_below_the_level_nothing_is_written(stdout: io.StringIO) -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    logs.log_fields(logging.getLogger("token_sidecar.access"), "OK token.ok", FIELDS)
+    assert stdout.getvalue() == ""
