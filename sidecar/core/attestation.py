@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Final, Literal
 
 from sidecar import errors
-from sidecar.core.client_auth import ClientCredentials
-from sidecar.core.client_authn import TLS_METHODS, AuthenticatedClient
+from sidecar.core.client_authentication import TLS_METHODS, AuthenticatedClient
+from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import NONCE_HEADER, DpopProof
 from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
 from sidecar.core.jose.compact import CompactJws, parse_compact_jws

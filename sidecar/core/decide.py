@@ -22,13 +22,13 @@ from sidecar.core.attestation import (
     verify_attestation,
 )
 from sidecar.core.binding import check_refresh_binding, refresh_binding
-from sidecar.core.client_auth import extract_client_credentials
-from sidecar.core.client_authn import (
+from sidecar.core.client_authentication import (
     authenticate,
     check_client_policy,
     context_headers,
     unidentified_client,
 )
+from sidecar.core.credentials import extract_client_credentials
 from sidecar.core.dpop import validate_proof
 from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer

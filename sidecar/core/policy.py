@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sidecar.core.attestation import AttestationPolicy
-from sidecar.core.client_authn import ClientAuthPolicy
+from sidecar.core.client_authentication import ClientAuthPolicy
 from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
 from sidecar.core.nonces import WindowedHmac

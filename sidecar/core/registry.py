@@ -690,7 +690,7 @@ def valid_secret_text(secret: str) -> bool:
 
     RFC 6749 Appendix A.2 says `client-secret = *VSCHAR` (%x20-7E). That grammar describes the
     secret as it travels - form-urlencoded (Appendix B) inside Basic, or in the form body - and
-    there the sidecar enforces it (client_auth.py). The *decoded* secret is compared as UTF-8
+    there the sidecar enforces it (credentials.py). The *decoded* secret is compared as UTF-8
     text: real clients send non-ASCII secrets in that encoding, and authorization servers
     disagree on exactly this decoding - node-oidc-provider refuses
     non-VSCHAR after decoding, Keycloak, Spring and Hydra decode and accept. We accept any text

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 from sidecar import errors
 from sidecar.core.attestation import AttestedClient, LegacyAssertion
-from sidecar.core.client_auth import ClientCredentials
-from sidecar.core.client_authn import AuthenticatedClient, dpop_nonce_required
+from sidecar.core.client_authentication import AuthenticatedClient, dpop_nonce_required
+from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult
 from sidecar.core.jose.key_sets import JwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.policy import Policy
-from sidecar.core.secrets import SecretVerifier
 from sidecar.core.store_calls import StoreOutcome, store_call
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck, Summary, TokenRequest

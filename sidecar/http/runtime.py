@@ -14,9 +14,9 @@ from aiohttp import web
 
 from sidecar.adapters import open_store
 from sidecar.adapters.http_fetch import AiohttpFetcher
-from sidecar.core.jwks import CachingJwksSource
+from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
-from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import Env
 from sidecar.http.admission import Admission
 from sidecar.http.headers import ForwardRules, HeaderNames

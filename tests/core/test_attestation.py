@@ -36,11 +36,11 @@ from sidecar.core.attestation import (
     response_headers,
     verify_attestation,
 )
-from sidecar.core.client_auth import ClientCredentials
-from sidecar.core.client_authn import AuthenticatedClient
+from sidecar.core.client_authentication import AuthenticatedClient
+from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import DpopPolicy, DpopProof, validate_proof
-from sidecar.core.jwk import thumbprint
-from sidecar.core.jwks import CachingJwksSource, StaticJwksSource
+from sidecar.core.jose.key_sets import CachingJwksSource, StaticJwksSource
+from sidecar.core.jose.keys import thumbprint
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.registry import Client, Registry
 from sidecar.errors import OAuthError

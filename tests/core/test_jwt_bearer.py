@@ -17,7 +17,7 @@ from joserfc.jwk import RSAKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from sidecar.adapters.memory import MemoryStore
-from sidecar.core.jwks import CachingJwksSource, StaticJwksSource
+from sidecar.core.jose.key_sets import CachingJwksSource, StaticJwksSource
 from sidecar.core.jwt_bearer import (
     JwtBearerAssertion,
     JwtBearerPolicy,

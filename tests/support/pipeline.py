@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from sidecar.adapters import open_store
-from sidecar.core.client_auth import JWT_BEARER_ASSERTION
+from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.credentials import JWT_BEARER_ASSERTION
 from sidecar.core.form import parse_form
 from sidecar.core.grants import JWT_BEARER
-from sidecar.core.jwks import CachingJwksSource
+from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.policy import Policy
-from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import Env, Facts, burn_replays
 from sidecar.errors import OAuthError
 from sidecar.model import Action, Decision, FormParams, Forward, ReplayCheck, Respond, TokenRequest

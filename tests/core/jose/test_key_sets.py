@@ -1,5 +1,5 @@
-"""Key sets, the cached `jwks_uri` source, and the JOSE checks shared by assertions
-(sidecar.core.jwks; RFC 7517 §4.7, §5, RFC 7519 §4.1, RFC 7518 §3.2)."""
+"""Key sets, the cached `jwks_uri` source and signature checks
+(sidecar.core.jose.key_sets; RFC 7517 §4.7, §5, RFC 7518 §3.2)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from sidecar.core.jwks import (
+from sidecar.core.jose.algorithms import hmac_key_long_enough
+from sidecar.core.jose.compact import parse_compact_jws
+from sidecar.core.jose.key_sets import (
     CachingJwksSource,
     JwksError,
     StaticJwksSource,
-    TimeRules,
-    audience_matches,
-    check_times,
-    hmac_key_long_enough,
-    parse_compact_jws,
     parse_jwks,
     select_keys,
     verify_hmac,
@@ -136,7 +133,7 @@ def test_select_keys_by_alg_kid_and_type() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Compact JWS and signatures
+# Signatures
 
 
 def test_verify_signature_with_the_right_key_only() -> None:
@@ -167,77 +164,6 @@ def test_verify_hmac_and_key_length() -> None:
     assert not hmac_key_long_enough("RS256", b"x" * 512)
 
 
-def _segment(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
-
-
-def _token(header: str, payload: str, signature: str = "c2ln") -> str:
-    return f"{_segment(header)}.{_segment(payload)}.{signature}"
-
-
-@pytest.mark.parametrize("token", [
-    "",
-    "a.b",
-    "a.b.c.d",
-    _token("{}", "{}", ""),
-    _token("[]", "{}"),
-    _token("{}", "not json"),
-    _token("{}", '{"a":1,"a":2}'),  # a duplicate member name (RFC 7519 §7.2)
-    _token("{}", '{"a":NaN}'),
-    _token("{}", "{}", "c2lnA"),  # not canonical base64url
-    "x" * 20000,
-])
-def test_parse_compact_jws_refuses(token: str) -> None:
-    assert parse_compact_jws(token) is None
-
-
-# ---------------------------------------------------------------------------------------
-# Time claims and audiences
-
-NOW = 1_700_000_000.0
-RULES = TimeRules(leeway_seconds=60, max_lifetime_seconds=300)
-
-
-@pytest.mark.parametrize(("claims", "expected"), [
-    ({"exp": NOW + 60}, None),
-    ({"exp": NOW + 60, "iat": NOW, "nbf": NOW}, None),
-    ({}, "missing_exp"),
-    ({"exp": "soon"}, "bad_time_claim"),
-    ({"exp": True}, "bad_time_claim"),
-    ({"exp": NOW + 60, "iat": "now"}, "bad_time_claim"),
-    ({"exp": NOW - 61}, "expired"),
-    ({"exp": NOW - 30}, None),  # within the leeway
-    ({"exp": NOW + 60, "nbf": NOW + 61}, "not_yet_valid"),
-    ({"exp": NOW + 60, "nbf": NOW + 59}, None),
-    ({"exp": NOW + 120, "iat": NOW + 61}, "issued_in_future"),
-    ({"exp": NOW + 120, "iat": NOW + 59}, None),
-    ({"exp": NOW + 400}, "lifetime_too_long"),
-    ({"exp": NOW + 350}, None),  # 350 <= 300 + 60 leeway
-    ({"exp": NOW + 300, "iat": NOW - 100}, "lifetime_too_long"),
-])
-def test_check_times(claims: dict[str, object], expected: str | None) -> None:
-    assert check_times(claims, NOW, RULES) == expected
-
-
-ISSUER = "https://as.example.com"
-ENDPOINT = "https://as.example.com/token"
-
-
-@pytest.mark.parametrize(("aud", "sole", "expected"), [
-    (ISSUER, True, True),
-    ([ISSUER], True, True),
-    ([ISSUER, "https://other"], True, False),
-    (ENDPOINT, True, False),
-    ([ISSUER, "https://other"], False, True),
-    (["https://other"], False, False),
-    ([], False, False),
-    (None, False, False),
-    ([ISSUER, 7], False, False),
-    (7, True, False),
-])
-def test_audience_matches(aud: object, sole: bool, expected: bool) -> None:
-    accepted = frozenset({ISSUER}) if sole else frozenset({ISSUER, ENDPOINT})
-    assert audience_matches(aud, accepted, sole=sole) is expected
 
 
 # ---------------------------------------------------------------------------------------

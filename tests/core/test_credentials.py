@@ -8,7 +8,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from sidecar.core.client_auth import (
+from sidecar.core.credentials import (
     JWT_BEARER_ASSERTION,
     ClientCredentials,
     extract_client_credentials,

@@ -1,6 +1,6 @@
 """Client authentication against the registry (RFC 6749 §2.3, RFC 7523 §3, RFC 8705 §2).
 
-`client_auth.py` extracted *what* the client presented (`ClientCredentials`); this module
+`credentials.py` extracted *what* the client presented (`ClientCredentials`); this module
 decides whether it is right for the registered client, with the method the client registered
 and no other. Every refusal is `invalid_client` (401; RFC 6749 §5.2), with
 `WWW-Authenticate: Basic realm=..., error="invalid_client"` when the client used the
@@ -36,7 +36,8 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sidecar import errors
-from sidecar.core.client_auth import ClientCredentials, basic_challenge
+from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.credentials import ClientCredentials, basic_challenge
 from sidecar.core.jose.algorithms import HMAC_ALGORITHMS, hmac_key_long_enough
 from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
 from sidecar.core.jose.compact import CompactJws, parse_compact_jws
@@ -51,7 +52,6 @@ from sidecar.core.jose.key_sets import (
 )
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.registry import Client, Registry, valid_secret_text
-from sidecar.core.secrets import SecretVerifier
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
 from sidecar.settings import Settings

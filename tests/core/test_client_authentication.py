@@ -1,4 +1,4 @@
-"""Client authentication against the registry (sidecar.core.client_authn): every method
+"""Client authentication against the registry (sidecar.core.client_authentication): every method
 succeeds and fails, with real keys, certificates, assertions (pyjwt and Authlib) and the real
 MemoryStore, where the pipeline's last step burns assertion jtis (as in production).
 RFC 6749 §2.3/§5.2, RFC 7523 §3, OpenID Connect Core §9, RFC 8705 §2."""
@@ -32,12 +32,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.warnings import InsecureKeyLengthWarning
 
 from sidecar.adapters.memory import MemoryStore
-from sidecar.core.client_auth import (
-    JWT_BEARER_ASSERTION,
-    ClientCredentials,
-    extract_client_credentials,
-)
-from sidecar.core.client_authn import (
+from sidecar.core.client_authentication import (
     AuthenticatedClient,
     ClientAuthPolicy,
     authenticate,
@@ -45,10 +40,15 @@ from sidecar.core.client_authn import (
     context_headers,
     dpop_nonce_required,
 )
-from sidecar.core.jwks import CachingJwksSource
+from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.credentials import (
+    JWT_BEARER_ASSERTION,
+    ClientCredentials,
+    extract_client_credentials,
+)
+from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.registry import Registry, registry_from_mapping
-from sidecar.core.secrets import SecretVerifier
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 from sidecar.settings import settings_from_mapping
