@@ -13,14 +13,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from sidecar import errors
-from sidecar.core.attestation import (
-    ATTEST_JWT_CLIENT_AUTH_DPOP,
-    AttestedClient,
-    attestation_mode,
-    authenticate_with_attestation,
-    legacy_client_assertion,
-    verify_attestation,
-)
+from sidecar.core.attestation.authentication import authenticate_with_attestation
+from sidecar.core.attestation.config import ATTEST_JWT_CLIENT_AUTH_DPOP
+from sidecar.core.attestation.legacy import legacy_client_assertion
+from sidecar.core.attestation.results import AttestedClient
+from sidecar.core.attestation.verification import attestation_mode, verify_attestation
 from sidecar.core.binding import check_refresh_binding, refresh_binding
 from sidecar.core.client_authentication import (
     authenticate,

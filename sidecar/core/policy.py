@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sidecar.core.attestation import AttestationPolicy
+from sidecar.core.attestation.config import AttestationPolicy
 from sidecar.core.client_authentication import ClientAuthPolicy
 from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers

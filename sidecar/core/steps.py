@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sidecar import errors
-from sidecar.core.attestation import AttestedClient, LegacyAssertion
+from sidecar.core.attestation.legacy import LegacyAssertion
+from sidecar.core.attestation.results import AttestedClient
 from sidecar.core.client_authentication import AuthenticatedClient, dpop_nonce_required
 from sidecar.core.client_secrets import SecretVerifier
 from sidecar.core.credentials import ClientCredentials

@@ -16,8 +16,9 @@ from multidict import CIMultiDict
 
 from sidecar import errors
 from sidecar.core.answer import AnswerEdit, review_answer
-from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
-from sidecar.core.attestation import response_headers as attestation_headers
+from sidecar.core.attestation.challenges import challenge_endpoint
+from sidecar.core.attestation.challenges import response_headers as attestation_headers
+from sidecar.core.attestation.config import AttestationPolicy
 from sidecar.core.decide import decide
 from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
