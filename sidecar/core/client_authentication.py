@@ -37,6 +37,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sidecar import errors
 from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.clients.model import Client, Registry
+from sidecar.core.clients.secret_policy import valid_secret_text
 from sidecar.core.credentials import ClientCredentials, basic_challenge
 from sidecar.core.jose.algorithms import HMAC_ALGORITHMS, hmac_key_long_enough
 from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
@@ -51,7 +53,6 @@ from sidecar.core.jose.key_sets import (
     verify_signature,
 )
 from sidecar.core.mtls import ClientCertificate
-from sidecar.core.registry import Client, Registry, valid_secret_text
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
 from sidecar.settings import Settings

@@ -30,7 +30,7 @@ from typing import Final
 import argon2
 
 from sidecar.core.bounded_cache import BoundedCache
-from sidecar.core.registry import Client
+from sidecar.core.clients.model import Client
 
 DEFAULT_CACHE_SIZE: Final = 10_000
 DEFAULT_MAX_CONCURRENT_HASHES: Final = 4

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sidecar import errors
+from sidecar.core.clients.tables import TableReader, read_table_array
 from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
 from sidecar.core.jose.compact import parse_compact_jws
 from sidecar.core.jose.key_sets import (
@@ -32,7 +33,6 @@ from sidecar.core.jose.key_sets import (
     select_keys,
     verify_signature,
 )
-from sidecar.core.registry import TableReader, read_table_array
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
 from sidecar.settings import Settings

@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 
 from sidecar.core.attestation.config import AttestationPolicy
 from sidecar.core.client_authentication import ClientAuthPolicy
+from sidecar.core.clients.loading import load_registry
+from sidecar.core.clients.model import Registry
 from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
 from sidecar.core.nonces import WindowedHmac
-from sidecar.core.registry import Registry, load_registry
 from sidecar.settings import ConfigError, GrantsSettings, Settings, read_secret_lines
 
 

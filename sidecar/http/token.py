@@ -19,11 +19,11 @@ from sidecar.core.answer import AnswerEdit, review_answer
 from sidecar.core.attestation.challenges import challenge_endpoint
 from sidecar.core.attestation.challenges import response_headers as attestation_headers
 from sidecar.core.attestation.config import AttestationPolicy
+from sidecar.core.clients.model import Registry
 from sidecar.core.decide import decide
 from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
 from sidecar.core.query import check_query
-from sidecar.core.registry import Registry
 from sidecar.core.steps import Env
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream

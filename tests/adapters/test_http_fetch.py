@@ -23,6 +23,7 @@ from jwt.algorithms import ECAlgorithm
 from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.core.client_authentication import AuthenticatedClient, ClientAuthPolicy, authenticate
 from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.clients.loading import registry_from_mapping
 from sidecar.core.credentials import JWT_BEARER_ASSERTION, extract_client_credentials
 from sidecar.core.jose.key_sets import CachingJwksSource, FetchError
 from sidecar.core.jwt_bearer import (
@@ -31,7 +32,6 @@ from sidecar.core.jwt_bearer import (
     load_issuers,
     verify_jwt_bearer,
 )
-from sidecar.core.registry import registry_from_mapping
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 from tests.support.fakes import FakeClock

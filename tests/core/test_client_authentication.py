@@ -41,6 +41,8 @@ from sidecar.core.client_authentication import (
     dpop_nonce_required,
 )
 from sidecar.core.client_secrets import SecretVerifier
+from sidecar.core.clients.loading import registry_from_mapping
+from sidecar.core.clients.model import Registry
 from sidecar.core.credentials import (
     JWT_BEARER_ASSERTION,
     ClientCredentials,
@@ -48,7 +50,6 @@ from sidecar.core.credentials import (
 )
 from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.mtls import ClientCertificate
-from sidecar.core.registry import Registry, registry_from_mapping
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 from sidecar.settings import settings_from_mapping

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from sidecar.core.clients.tables import TableReader, read_table_array
 from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
     JwkEntry,
 )
 from sidecar.core.nonces import WindowedHmac
-from sidecar.core.registry import TableReader, read_table_array
 from sidecar.core.syntax import VSCHAR
 from sidecar.settings import AttestationSettings, ConfigError, read_secret_lines
 

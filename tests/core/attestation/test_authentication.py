@@ -11,8 +11,8 @@ from sidecar.core.attestation.config import (
     ATTEST_JWT_CLIENT_AUTH_DPOP,
 )
 from sidecar.core.client_authentication import AuthenticatedClient
+from sidecar.core.clients.model import Client, Registry
 from sidecar.core.credentials import ClientCredentials
-from sidecar.core.registry import Client, Registry
 from sidecar.errors import OAuthError
 from tests.core.attestation.support import attested
 

@@ -1,82 +1,19 @@
-"""The client registry: loading, every problem named, and RFC 8705 §2.1.2 subject parsing
-(sidecar.core.registry)."""
+"""Loading the client registry and naming every problem (sidecar.core.clients.loading)."""
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import argon2
 import pytest
-import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from jwt.algorithms import ECAlgorithm
 
-from sidecar.core.registry import (
-    DEFAULT_GRANT_TYPES,
-    Client,
-    Registry,
-    SubjectMatch,
-    load_registry,
-    parse_dn,
-    registry_from_mapping,
-    valid_secret_text,
-)
+from sidecar.core.clients.loading import load_registry, registry_from_mapping
+from sidecar.core.clients.model import DEFAULT_GRANT_TYPES
 from sidecar.settings import ConfigError
-
-FAST_ARGON2 = argon2.PasswordHasher(time_cost=5, memory_cost=7168, parallelism=1)
-SECRET = "p+ss%20w:rd é ✓"
-
-
-def ec_jwk(**extra: Any) -> dict[str, Any]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return {**json.loads(ECAlgorithm.to_jwk(key.public_key())), **extra}
-
-
-def self_signed_jwk() -> dict[str, Any]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "device")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    der = cert.public_bytes(serialization.Encoding.DER)
-    jwk: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(key.public_key()))
-    return {**jwk, "x5c": [base64.b64encode(der).decode()]}
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> Path:
-    (tmp_path / "billing.secret").write_text(SECRET + "\n", encoding="utf-8")
-    (tmp_path / "jwt.secret").write_text("a" * 40, encoding="utf-8")
-    (tmp_path / "keys.json").write_text(json.dumps({"keys": [ec_jwk(kid="f")]}))
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    return tmp_path
-
-
-def load(base: Path, text: str) -> Registry:
-    path = base / "clients.toml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return load_registry(path)
-
-
-def problems(base: Path, text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(base, text)
-    return info.value.problems
-
-
-# ---------------------------------------------------------------------------------------
-# A registry that loads.
+from tests.core.clients.support import FAST_ARGON2, SECRET, ec_jwk, load, problems, self_signed_jwk
 
 
 def test_loads_every_method(files: Path) -> None:
@@ -418,107 +355,3 @@ def test_file_level_problems(tmp_path: Path) -> None:
         registry_from_mapping({"clients": {"client_id": "x"}}, tmp_path)
     with pytest.raises(ConfigError, match=r"clients\[0\]: expected a table"):
         registry_from_mapping({"clients": ["x"]}, tmp_path)
-
-
-# ---------------------------------------------------------------------------------------
-# Secrets as text (the VSCHAR question, see valid_secret_text).
-
-
-@pytest.mark.parametrize(("secret", "ok"), [
-    ("plain", True),
-    ("p+ss%20w:rd é ✓", True),
-    ("with space", True),
-    ("", False),
-    ("tab\there", False),
-    ("nul\x00", False),
-    ("del\x7f", False),
-    ("c1\x85", False),
-    ("surrogate\ud800", False),
-])
-def test_valid_secret_text(secret: str, ok: bool) -> None:
-    assert valid_secret_text(secret) is ok
-
-
-# ---------------------------------------------------------------------------------------
-# RFC 4514 distinguished names.
-
-
-@pytest.mark.parametrize("variant", [
-    "CN=Billing Client,OU=Payments,O=Example Corp,C=DE",
-    "cn=billing client,ou=payments,o=example corp,c=de",
-    "CN = Billing Client , OU=Payments,  O=Example   Corp, C=DE",
-    "CN=  Billing   Client  ,OU=Payments,O=Example Corp,C=DE",
-    "2.5.4.3=Billing Client,2.5.4.11=Payments,2.5.4.10=Example Corp,2.5.4.6=DE",
-    "CN=Billing\\20Client,OU=Payments,O=Example Corp,C=DE",
-    "CN=#0C0E42696C6C696E6720436C69656E74,OU=Payments,O=Example Corp,C=DE",
-    "CN=#130E42696C6C696E6720436C69656E74,OU=Payments,O=Example Corp,C=DE",
-])
-def test_dn_variants_are_equal(variant: str) -> None:
-    assert parse_dn(variant) == parse_dn("CN=Billing Client,OU=Payments,O=Example Corp,C=DE")
-
-
-def test_dn_order_multivalued_rdns_and_escapes() -> None:
-    dn = parse_dn("CN=a\\,b+UID=7,O=Caf\\C3\\A9 \\+ Co,DC=example,DC=com")
-    assert len(dn) == 4
-    assert dn[0] == frozenset({("0.9.2342.19200300.100.1.25", "com")})  # RDNSequence order
-    assert dn[-1] == frozenset({("2.5.4.3", "a,b"), ("0.9.2342.19200300.100.1.1", "7")})
-    assert ("2.5.4.10", "café + co") in dn[2]
-    # a multi-valued RDN is a set: its order does not matter
-    assert parse_dn("UID=7+CN=a\\,b,O=x") == parse_dn("CN=a\\,b+UID=7,O=x")
-    # the order of RDNs does
-    assert parse_dn("CN=a,O=x") != parse_dn("O=x,CN=a")
-    assert parse_dn("E=bob@example.com,CN=b") == parse_dn("emailAddress=BOB@example.com,cn=b")
-
-
-@pytest.mark.parametrize(("dn", "message"), [
-    ("", "empty"),
-    ("CN", "no '='"),
-    ("CN=a,", "no '='"),
-    ("XX=a", "unknown attribute type"),
-    ("1.2=a,9x=b", "unknown attribute type"),
-    ("CN=a\\q", "bad escape"),
-    ("CN=a\"b", "must be escaped"),
-    ("CN=a;b", "must be escaped"),
-    ("CN=", "empty attribute value"),
-    ("CN=\\ff", "not UTF-8"),
-    ("CN=#zz", "not hex"),
-    ("CN=#0403616263", "not a BER-encoded string"),
-    ("CN=#0C05616263", "bad length"),
-    ("CN=#0C8561", "bad length"),
-    ("CN=a+CN=a", "repeats"),
-    ("CN=#1402ff41", None),  # T.61, decoded as Latin-1: accepted
-])
-def test_bad_dns(dn: str, message: str | None) -> None:
-    if message is None:
-        assert parse_dn(dn)
-        return
-    with pytest.raises(ValueError, match=message):
-        parse_dn(dn)
-
-
-def test_long_form_ber_length() -> None:
-    text = "x" * 200
-    encoded = "0C81C8" + text.encode().hex()
-    assert parse_dn(f"CN=#{encoded}") == parse_dn(f"CN={text}")
-
-
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("tls_client_auth_san_ip", "300.1.1.1", "does not appear to be an IPv4 or IPv6"),
-    ("tls_client_auth_san_email", "nobody", "not an email"),
-    ("tls_client_auth_san_dns", "bad\nname", "not printable"),
-])
-def test_bad_subject_values(key: str, value: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        SubjectMatch.parse(key, value)
-
-
-def test_ip_subjects_are_binary() -> None:
-    # RFC 8705 §2.1.2 via RFC 5952 §8: compared in binary form, so any text spelling works.
-    assert SubjectMatch.parse("tls_client_auth_san_ip", "2001:DB8:0:0:0:0:0:1").ip == \
-        SubjectMatch.parse("tls_client_auth_san_ip", "2001:db8::1").ip
-
-
-def test_client_defaults() -> None:
-    client = Client("x", "none")
-    assert client.grant_types == ("authorization_code",)  # RFC 7591 §2
-    assert not client.dpop_bound_access_tokens and client.dpop_nonce_required is None
