@@ -259,7 +259,7 @@ class StoreSettings:
     command_timeout_seconds: float = key(0.05, _positive)
     max_connections: int = key(100, _positive)
     # Connections opened at start and kept open (per master on a Cluster); the pipelines of
-    # coalesced commands run over them, at most this many at once (sidecar/adapters/redis.py).
+    # coalesced commands run over them, at most this many at once (sidecar/adapters/redis/).
     warm_connections: int = key(8, _positive)
     keepalive_seconds: float = key(10.0, _positive)  # how often idle warm connections are pinged
     username: str = key("")                # Redis ACL user

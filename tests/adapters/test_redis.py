@@ -13,7 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.adapters import RedisStore, open_store
-from sidecar.adapters.redis_pipeline import FairConnection
+from sidecar.adapters.redis.pipeline import FairConnection
 from sidecar.ports import StoreError, SystemClock, store_key
 from sidecar.settings import StoreSettings
 from tests.support.redis_server import RedisServer

@@ -42,14 +42,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.adapters import check_store, open_store
-from sidecar.adapters.redis import (
-    RedisStore,
-    RedisURL,
-    cluster_key,
-    parse_url,
-    read_secret_file,
-)
-from sidecar.adapters.redis_pipeline import LoopFairReads
+from sidecar.adapters.redis.keys import cluster_key
+from sidecar.adapters.redis.options import read_secret_file
+from sidecar.adapters.redis.pipeline import LoopFairReads
+from sidecar.adapters.redis.store import RedisStore
+from sidecar.adapters.redis.urls import RedisURL, parse_url
 from sidecar.ports import StoreError, SystemClock, store_key
 from sidecar.settings import StoreSettings
 from tests.support.redis_cluster import LocalCluster, LocalSentinel

@@ -261,7 +261,7 @@ async def run_on_cluster(client: RedisCluster, batch: list[Queued]) -> None:
 
 async def _run_on_one_master(client: RedisCluster, group: list[Queued]) -> None:
     """A connection error (a master restarted, a failover) is retried once, at once, after
-    the slot map is refreshed; a timeout never is (module docstring of sidecar.adapters.redis).
+    the slot map is refreshed; a timeout never is (package docstring of sidecar.adapters.redis).
     """
     first = [Queued(call.key, call.queue) for call in group]
     await run_pipeline(client, first)
