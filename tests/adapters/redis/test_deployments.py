@@ -4,8 +4,7 @@ standalone, a 3-master Cluster and Sentinel (master, replica, sentinel).
 Proofs: exactly-once replay checks from two stores (two pools, like two replicas), bindings,
 hashed keys spread over the Cluster's masters, a Sentinel failover in the middle of traffic
 (no value accepted twice, recovery without a new store), a killed, a restarted and a stopped
-(SIGSTOP) Redis, ACL users and password files, TLS, and URL parsing that never leaks a password.
-"""
+(SIGSTOP) Redis, ACL users and password files, TLS. URL parsing is in test_urls.py."""
 
 from __future__ import annotations
 
@@ -46,7 +45,6 @@ from sidecar.adapters.redis.keys import cluster_key
 from sidecar.adapters.redis.options import read_secret_file
 from sidecar.adapters.redis.pipeline import LoopFairReads
 from sidecar.adapters.redis.store import RedisStore
-from sidecar.adapters.redis.urls import RedisURL, parse_url
 from sidecar.ports import StoreError, SystemClock, store_key
 from sidecar.settings import StoreSettings
 from tests.support.redis_cluster import LocalCluster, LocalSentinel
@@ -989,19 +987,6 @@ async def test_cluster_bounds(tls_files: TlsFiles) -> None:
             "127.0.0.1:1", "127.0.0.1:2"]
 
 
-def test_cluster_refuses_a_hash_tag_in_the_prefix() -> None:
-    with pytest.raises(ValueError, match=r"store\.key_prefix"):
-        RedisStore.from_settings(StoreSettings(url="redis+cluster://h:1", key_prefix="{app}:"))
-
-
-def test_cluster_key_layout() -> None:
-    plain = store_key("p:", "refresh", "token")
-    tagged = cluster_key("p:", "refresh", "token")
-    digest = plain.rsplit(":", 1)[1]
-    assert tagged == f"p:refresh:{{{digest}}}"
-    assert cluster_key("p:", "dpop_jti", "token").endswith(f"{{{digest}}}")
-    with pytest.raises(ValueError):
-        cluster_key("p:", "{kind}", "token")
 
 
 @pytest.mark.parametrize("url", [
@@ -1088,78 +1073,3 @@ async def test_every_client_error_becomes_a_store_error(
         assert SECRET not in str(info.value)
         cause = info.value.__cause__
         assert cause is None or SECRET not in str(cause)
-
-
-# -- URL parsing ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("url", "expected"), [
-    ("redis://localhost", RedisURL("redis", (("localhost", 6379),))),
-    ("rediss://u:p@h.example:6380/2", RedisURL("rediss", (("h.example", 6380),), "u", "p", db=2,
-                                               tls=True)),
-    ("redis://[::1]:7000/0", RedisURL("redis", (("::1", 7000),))),
-    ("redis://:p%40ss%2F@h", RedisURL("redis", (("h", 6379),), None, "p@ss/")),
-    ("redis://:p@ss/w:rd#?@h", RedisURL("redis", (("h", 6379),), None, "p@ss/w:rd#?")),
-    ("redis://h/0?socket_timeout=0.5", RedisURL("redis", (("h", 6379),),
-                                                options=(("socket_timeout", "0.5"),))),
-    ("redis+sentinel://s1:26380,s2,[fe80::1]:26381/mymaster",
-     RedisURL("redis+sentinel", (("s1", 26380), ("s2", 26379), ("fe80::1", 26381)),
-              service_name="mymaster")),
-    ("REDIS+SENTINEL://alice:pw@10.0.0.1:26379/my%20master?db=4&tls=true",
-     RedisURL("redis+sentinel", (("10.0.0.1", 26379),), "alice", "pw",
-              service_name="my master", db=4, tls=True)),
-    ("redis+cluster://n1:7000,n2:7001,[::1]", RedisURL(
-        "redis+cluster", (("n1", 7000), ("n2", 7001), ("::1", 6379)))),
-    ("redis+cluster://:pw@n1:7000/?tls=false", RedisURL(
-        "redis+cluster", (("n1", 7000),), None, "pw")),
-    ("redis+cluster://bob@n1", RedisURL("redis+cluster", (("n1", 6379),), "bob")),
-])
-def test_parse_good_urls(url: str, expected: RedisURL) -> None:
-    assert parse_url(url) == expected
-
-
-@pytest.mark.parametrize(("url", "message"), [
-    ("http://h", "the scheme must be one of"),
-    (f"{SECRET}", "the scheme must be one of"),
-    ("redis+sentinel://u:{p}@/mymaster", "no host"),
-    ("redis+sentinel://u:{p}@h1:26379,,h2/mymaster", "host 2 of 3: empty host name"),
-    ("redis+sentinel://u:{p}@h1:{p}/mymaster", "host 1 of 1: the port must be a number"),
-    ("redis+sentinel://u:{p}@h1:0/mymaster", "the port must be a number from 1 to 65535"),
-    ("redis+sentinel://u:{p}@h1:70000/mymaster", "the port must be a number from 1 to 65535"),
-    ("redis+sentinel://u:{p}@h1:/mymaster", "the port must be a number"),
-    ("redis+sentinel://u:{p}@::1:26379/mymaster", "must be in brackets"),
-    ("redis+sentinel://u:{p}@[::1/mymaster", "'[' without ']'"),
-    ("redis+sentinel://u:{p}@[{p}]:1/mymaster", "not an IPv6 address"),
-    ("redis+sentinel://u:{p}@[::1]x/mymaster", "expected ':port' after ']'"),
-    ("redis+sentinel://u:{p}@h{p}!:1/mymaster", "not a valid host name"),
-    ("redis+sentinel://u:{p}@h1:26379", "needs the service name"),
-    ("redis+sentinel://u:{p}@h1:26379/", "needs the service name"),
-    ("redis+sentinel://u:{p}@h1:26379/a/b", "needs the service name"),
-    ("redis+sentinel://u:{p}@h1/m?db=x", "db query parameter must be a database number"),
-    ("redis+sentinel://u:{p}@h1/m?db=1&db=2", "'db' is given twice"),
-    ("redis+sentinel://u:{p}@h1/m?password={p}", "unknown query parameter 'password'"),
-    ("redis+sentinel://u:{p}@h1/m?{p}=1", "unknown query parameter a query parameter"),
-    ("redis+sentinel://u:{p}@h1/m?tls=maybe", "tls must be true or false"),
-    ("redis+sentinel://u:{p}@h1/m?{p}", "the query string is not name=value pairs"),
-    ("redis+sentinel://u:{p}@h1/m#{p}", "a fragment"),
-    ("redis+cluster://u:{p}@h1:7000/0", "takes no path"),
-    ("redis+cluster://u:{p}@h1:7000?db=0", "unknown query parameter 'db'"),
-    ("redis://u:{p}@h1,h2", "takes one host"),
-    ("redis://u:{p}@h1/db{p}", "the path must be a database number"),
-    ("redis://u:{p}@h1/0?no_such_option=1", "unknown query parameter 'no_such_option'"),
-    # A mistyped separator: nothing of what might be a password is quoted.
-    ("redis+sentinel://u:{p}/h1:1/m", "the port must be a number"),
-    ("redis+cluster://{p}:{p}", "the port must be a number"),
-])
-def test_parse_bad_urls_never_shows_the_password(url: str, message: str) -> None:
-    with pytest.raises(ValueError, match=r"store\.url") as info:
-        parse_url(url.replace("{p}", SECRET))
-    assert message in str(info.value)
-    assert SECRET not in str(info.value)
-    assert SECRET not in repr(info.value)
-
-
-def test_the_password_is_not_in_the_repr() -> None:
-    parsed = parse_url(f"redis+cluster://u:{SECRET}@h:1")
-    assert parsed.password == SECRET
-    assert SECRET not in repr(parsed)
