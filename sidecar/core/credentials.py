@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any
 
 from sidecar import errors
 from sidecar.core.form import decode_component
+
+# RFC 6749 Appendix A.1: client-id = *VSCHAR; it keeps CR/LF out of the upstream's headers.
+from sidecar.core.jose.compact import UNBOUNDED, library_json_object, split_compact
+from sidecar.core.syntax import VSCHAR
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-# RFC 6749 Appendix A.1: client-id = *VSCHAR, VSCHAR = %x20-7E. The id is also forwarded as
-# a header value, so this check is what keeps CR/LF out of the upstream's headers.
-_VSCHAR = re.compile(r"[\x20-\x7e]+")
-_B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # RFC 9110 §11.4: credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ].
 _CREDENTIALS = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32})(?:[ \t]+(.*))?", re.DOTALL)
@@ -94,7 +92,7 @@ def _credentials(basic: ClientCredentials | None, params: FormParams,
             "The request uses more than one client authentication method.",
             detail=", ".join(presented))
     body_id = params.get("client_id")
-    if body_id is not None and not _VSCHAR.fullmatch(body_id):
+    if body_id is not None and not VSCHAR.fullmatch(body_id):
         return errors.invalid_request("client.bad_client_id",
                                       "The client_id has characters outside RFC 6749 A.1.")
     if basic:
@@ -155,7 +153,7 @@ def _read_basic(authorization: str | None) -> ClientCredentials | OAuthError | N
         return _bad_basic("The Basic credentials have no ':' separator.")
     client_id = _form_decode(user)
     secret = _form_decode(password)
-    if client_id is None or not client_id or not _VSCHAR.fullmatch(client_id):
+    if client_id is None or not client_id or not VSCHAR.fullmatch(client_id):
         return _bad_basic("The client id in the Basic credentials is empty or malformed.")
     if secret is not None and _CONTROL.search(secret):
         return _bad_basic("The Basic credentials contain control characters.")
@@ -194,7 +192,7 @@ def _read_assertion(params: FormParams) -> ClientCredentials | OAuthError:
     header, claims = parts
     issuer, subject = claims.get("iss"), claims.get("sub")
     # RFC 7523 §3 items 1-2: iss and sub are both the client id.
-    if not isinstance(subject, str) or not _VSCHAR.fullmatch(subject) or issuer != subject:
+    if not isinstance(subject, str) or not VSCHAR.fullmatch(subject) or issuer != subject:
         return errors.invalid_client("client.assertion_subject",
                                      "The client_assertion must have iss = sub = client id.")
     alg = header.get("alg")
@@ -203,20 +201,13 @@ def _read_assertion(params: FormParams) -> ClientCredentials | OAuthError:
     return ClientCredentials(subject, method, assertion=assertion)
 
 
-def _unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Header and claims of a compact JWS, not verified: only to learn who claims to be who."""
-    segments = token.split(".")
-    if len(segments) != 3 or not all(_B64URL_SEGMENT.fullmatch(s) for s in segments):
+def _unverified_jwt(token: str) -> tuple[dict[str, object], dict[str, object]] | None:
+    """Header and claims of a compact JWS, not verified: only to learn who claims to be who,
+    read as the upstream's JWT library reads them (jose.compact: `library_json_object`)."""
+    segments = split_compact(token, max_length=UNBOUNDED)
+    if segments is None:
         return None
-    try:
-        header = json.loads(_b64url(segments[0]))
-        claims = json.loads(_b64url(segments[1]))
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
+    header, claims = library_json_object(segments[0]), library_json_object(segments[1])
+    if header is None or claims is None:
         return None
     return header, claims
-
-
-def _b64url(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

@@ -11,8 +11,6 @@ passwords, assertions, device secrets).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -21,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar import errors
+from sidecar.core.jose.compact import UNBOUNDED, b64url_encode, lenient_json_object, split_compact
 from sidecar.errors import OAuthError
 from sidecar.model import Action, FormParams
 from sidecar.settings import GrantsSettings
@@ -81,8 +80,6 @@ _CODE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 # RFC 6749 §3.3: scope = scope-token *( SP scope-token ),
 # scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 _SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
-# RFC 7515 §7.1 compact serialization: three base64url segments (RFC 7515 §2, no padding).
-_COMPACT_JWS = re.compile(r"([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]*)")
 
 
 def _reject_constant(name: str) -> Any:
@@ -223,29 +220,22 @@ def _malformed_assertion(why: str) -> OAuthError:
     )
 
 
-def _json_segment(segment: str) -> object:
-    """A base64url segment decoded to JSON; raises ValueError/RecursionError when it isn't."""
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    return _JSON.decode(raw.decode("utf-8"))
-
-
 def _check_assertion(params: FormParams, settings: GrantsSettings) -> OAuthError | None:
     # RFC 7523 §2.1: the assertion parameter MUST contain a single JWT. Only its shape is
     # checked here; the signature and claims are checked where issuers are configured.
     value = _single(params, "assertion")
     if value is None or isinstance(value, OAuthError):
         return value  # presence is checked by the rule table
-    match = _COMPACT_JWS.fullmatch(value)
-    if match is None:
+    # RFC 7515 §7.1: three base64url segments, the signature possibly empty (named below).
+    segments = split_compact(value, allow_unsigned=True, max_length=UNBOUNDED)
+    if segments is None:
         return _malformed_assertion("not three base64url segments")
-    header_segment, payload_segment, signature = match.groups()
-    try:
-        header = _json_segment(header_segment)
-        payload = _json_segment(payload_segment)
-    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
-        return _malformed_assertion("a segment is not base64url-encoded UTF-8 JSON")
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        return _malformed_assertion("header or payload is not a JSON object")
+    header_segment, payload_segment, signature = segments
+    # Read as the upstream's library would (padding bits ignored, the last duplicate wins),
+    # but UTF-8 and no NaN: it only has to be a JWT, the upstream verifies it.
+    header = lenient_json_object(header_segment)
+    if header is None or lenient_json_object(payload_segment) is None:
+        return _malformed_assertion("a segment is not a base64url-encoded JSON object")
     alg = header.get("alg")
     if not isinstance(alg, str) or not alg:
         return _malformed_assertion("the header has no string alg")
@@ -402,7 +392,7 @@ def device_secret_hash(device_secret: str) -> str:
     """base64url without padding of SHA-256 of the device secret's UTF-8 bytes."""
     # surrogatepass: a str built by hand may hold a lone surrogate; hashing must not raise.
     digest = hashlib.sha256(device_secret.encode("utf-8", "surrogatepass")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64url_encode(digest)
 
 
 def _native_sso_context(params: FormParams, grant_type: str) -> Context | OAuthError:

@@ -122,6 +122,33 @@ def test_client_assertion(alg: str, method: str) -> None:
     assert (creds.client_id, creds.method, creds.assertion) == ("c1", method, assertion)
 
 
+
+def _segment(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("claims", [
+    b'{"iss": "c1", "sub": "c1", "exp": NaN}',  # json.loads reads NaN
+    '{"iss": "c1", "sub": "c1"}'.encode("utf-16"),  # and UTF-16 (RFC 8259 §8.1 says UTF-8)
+    b'{"iss": "c1", "sub": "c1", "sub": "c1"}',  # and duplicate members
+])
+def test_client_assertion_id_is_read_as_a_jwt_library_reads_it(claims: bytes) -> None:
+    """Extraction only learns the client id; whether the assertion is acceptable is the
+    registry's or the upstream's question, so what pyjwt reads is not refused here."""
+    header = _segment(b'{"alg": "ES256"}')
+    assertion = f"{header}.{_segment(claims)}.c2ln"
+    creds = ok(extract(None, params(
+        client_assertion=assertion, client_assertion_type=JWT_BEARER_ASSERTION), False))
+    assert (creds.client_id, creds.method) == ("c1", "private_key_jwt")
+
+
+def test_a_long_client_assertion_is_still_extracted() -> None:
+    assertion = jwt({"alg": "ES256"}, {"iss": "c1", "sub": "c1", "pad": "x" * 20_000})
+    creds = ok(extract(None, params(
+        client_assertion=assertion, client_assertion_type=JWT_BEARER_ASSERTION), False))
+    assert creds.client_id == "c1"
+
+
 @pytest.mark.parametrize(("values", "code"), [
     ({"client_assertion": "a.b.c"}, "invalid_request"),
     ({"client_assertion_type": JWT_BEARER_ASSERTION}, "invalid_request"),

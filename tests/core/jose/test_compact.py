@@ -7,7 +7,13 @@ import base64
 
 import pytest
 
-from sidecar.core.jose.compact import b64url_decode, parse_compact_jws
+from sidecar.core.jose.compact import (
+    b64url_decode,
+    lenient_json_object,
+    library_json_object,
+    parse_compact_jws,
+    strict_json_object,
+)
 
 
 def _segment(text: str) -> str:
@@ -43,3 +49,29 @@ def test_parse_compact_jws_refuses(token: str) -> None:
 def test_b64url_decode_is_strict(text: str, expected: bytes | None) -> None:
     assert b64url_decode(text) == expected
 
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(("raw", "strict", "lenient", "library"), [
+    (b'{"a": 1}', True, True, True),
+    (b'{"a": 1, "a": 2}', False, True, True),  # RFC 7519 §7.2: strict refuses duplicates
+    (b'{"a": NaN}', False, False, True),  # not JSON (RFC 8259 §6); json.loads reads it
+    ('{"a": 1}'.encode("utf-16"), False, False, True),  # json.loads detects UTF-16
+    (b'{"a": "\xff"}', False, False, False),  # not text in any encoding json.loads knows
+    (b"[1]", False, False, False),  # not an object
+])
+def test_the_three_readings_of_a_segment(raw: bytes, strict: bool, lenient: bool,
+                                         library: bool) -> None:
+    segment = _b64(raw)
+    assert (strict_json_object(segment) is not None, lenient_json_object(segment) is not None,
+            library_json_object(segment) is not None) == (strict, lenient, library)
+
+
+def test_only_the_strict_reading_wants_canonical_base64url() -> None:
+    segment = _b64(b'{"a": 1}')  # 8 bytes: the last character carries 4 bits
+    noncanonical = segment[:-1] + chr(ord(segment[-1]) + 1)
+    assert strict_json_object(noncanonical) is None
+    assert lenient_json_object(noncanonical) == library_json_object(noncanonical) == {"a": 1}
