@@ -41,7 +41,14 @@ from sidecar.core.clients.model import Client, Registry
 from sidecar.core.clients.secret_policy import valid_secret_text
 from sidecar.core.credentials import ClientCredentials, basic_challenge
 from sidecar.core.jose.algorithms import HMAC_ALGORITHMS, hmac_key_long_enough
-from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
+from sidecar.core.jose.claims import (
+    TimeRules,
+    audience_matches,
+    check_times,
+    jti_ttl,
+    time_failure_messages,
+    valid_jti,
+)
 from sidecar.core.jose.compact import CompactJws, parse_compact_jws
 from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
@@ -247,26 +254,19 @@ async def _check_assertion(credentials: ClientCredentials, client: Client, refus
     if failed is not None:
         return refuse(f"assertion_{failed}", _TIME_MESSAGES[failed])
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > policy.max_jti_length:
+    if not valid_jti(jti, policy.max_jti_length):
         return refuse("assertion_jti", "The client_assertion must have a jti (OpenID Connect "
                       "Core §9).")
     exp = claims["exp"]
     assert isinstance(exp, int | float)  # check_times passed
     # The jti is remembered until the assertion expires (plus the leeway it was accepted
     # with), per client: jtis are unique per issuer (RFC 7519 §4.1.7).
-    ttl = max(float(exp) - now + policy.leeway_seconds, 1.0)
+    ttl = jti_ttl(exp, now, policy.leeway_seconds)
     return ReplayCheck(CLIENT_ASSERTION_JTI, f"{client.client_id}:{jti}", ttl,
                        refuse("assertion_replayed", "The client_assertion has been used before."))
 
 
-_TIME_MESSAGES: Final[Mapping[str, str]] = {
-    "missing_exp": "The client_assertion must have an exp claim.",
-    "bad_time_claim": "The client_assertion exp, nbf or iat is not a number.",
-    "expired": "The client_assertion has expired.",
-    "not_yet_valid": "The client_assertion is not valid yet (nbf).",
-    "issued_in_future": "The client_assertion iat is in the future.",
-    "lifetime_too_long": "The client_assertion lifetime is too long.",
-}
+_TIME_MESSAGES: Final[Mapping[str, str]] = time_failure_messages("client_assertion")
 
 
 def _check_assertion_header(jws: CompactJws, client: Client, policy: ClientAuthPolicy,

@@ -3,7 +3,6 @@ a `ReplayCheck` for the pipeline's last step, never burned here."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from sidecar import errors
@@ -21,7 +20,14 @@ from sidecar.core.attestation.results import (
     POP_TYP_ERROR,
     refused,
 )
-from sidecar.core.jose.claims import audience_matches
+from sidecar.core.jose.claims import (
+    audience_matches,
+    before_nbf,
+    iat_window,
+    numeric_date,
+    past_exp,
+    valid_jti,
+)
 from sidecar.core.jose.compact import parse_compact_jws
 from sidecar.core.jose.key_sets import (
     JwkEntry,
@@ -62,7 +68,7 @@ def check_pop(token: str, client_id: str, entry: JwkEntry, *, policy: Attestatio
     if not audience_matches(claims.get("aud"), frozenset({policy.issuer}), sole=not legacy):
         return POP_AUDIENCE
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > policy.max_jti_length:
+    if not valid_jti(jti, policy.max_jti_length):
         return POP_JTI
     if "iss" in claims and claims["iss"] != client_id:  # -07 and earlier: iss = client_id
         return POP_ISSUER
@@ -91,26 +97,28 @@ def _check_pop_times(claims: Mapping[str, object], policy: AttestationPolicy, no
         value = claims.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value):
+        number = numeric_date(value)
+        if number is None:
             return refused("pop_bad_claim", f"The attestation PoP {name} is not a number.")
-        numbers[name] = float(value)
-    low, high = now - policy.pop_iat_max_age_seconds, now + policy.pop_iat_max_future_seconds
+        numbers[name] = float(number)
     iat, exp, nbf = numbers.get("iat"), numbers.get("exp"), numbers.get("nbf")
     if iat is None:
         if not legacy or exp is None:
             return refused("pop_missing_iat", "The attestation PoP must have an iat claim.")
         # -00...-02 without iat: a short exp stands in for it, which bounds the replay window.
-        if exp > high + policy.pop_iat_max_age_seconds:
+        if exp > now + policy.pop_iat_max_future_seconds + policy.pop_iat_max_age_seconds:
             return refused("pop_lifetime_too_long", "The attestation PoP lifetime is too long.")
-    elif not low <= iat <= high:
-        return refused("pop_iat_out_of_window",
-                        "The attestation PoP is too old." if iat < low
-                        else "The attestation PoP iat is in the future.",
-                        f"iat={iat} now={now:.3f}")
+    else:
+        window = iat_window(iat, now, policy.pop_iat_max_age_seconds,
+                            policy.pop_iat_max_future_seconds)
+        if window is not None:
+            return refused("pop_iat_out_of_window",
+                           "The attestation PoP is too old." if window == "too_old"
+                           else "The attestation PoP iat is in the future.",
+                           f"iat={iat} now={now:.3f}")
     skew = policy.pop_iat_max_future_seconds
-    if exp is not None and now > exp + skew:
+    if exp is not None and past_exp(exp, now, skew):
         return refused("pop_expired", "The attestation PoP has expired.")
-    if nbf is not None and now + skew < nbf:
+    if nbf is not None and before_nbf(nbf, now, skew):
         return refused("pop_not_yet_valid", "The attestation PoP is not valid yet.")
     return None

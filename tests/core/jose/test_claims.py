@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
+from sidecar.core.jose.claims import (
+    TimeRules,
+    audience_matches,
+    check_times,
+    iat_window,
+    jti_ttl,
+    time_failure_messages,
+    valid_jti,
+)
 
 NOW = 1_700_000_000.0
 RULES = TimeRules(leeway_seconds=60, max_lifetime_seconds=300)
@@ -51,3 +59,30 @@ ENDPOINT = "https://as.example.com/token"
 def test_audience_matches(aud: object, sole: bool, expected: bool) -> None:
     accepted = frozenset({ISSUER}) if sole else frozenset({ISSUER, ENDPOINT})
     assert audience_matches(aud, accepted, sole=sole) is expected
+
+
+@pytest.mark.parametrize(("jti", "ok"), [("a", True), ("x" * 256, True), ("x" * 257, False),
+                                         ("", False), (None, False), (7, False)])
+def test_valid_jti(jti: object, ok: bool) -> None:
+    assert valid_jti(jti, 256) is ok  # RFC 7519 §4.1.7, bounded for the replay keys
+
+
+def test_a_jti_is_remembered_until_its_assertion_expires() -> None:
+    assert jti_ttl(NOW + 120, NOW, 60) == 180.0  # exp, plus the leeway it was accepted with
+    assert jti_ttl(NOW - 59.5, NOW, 60) == 1.0  # at least a second
+
+
+@pytest.mark.parametrize(("iat", "expected"), [(NOW - 61, "too_old"), (NOW - 60, None),
+                                               (NOW + 10, None), (NOW + 11, "in_future")])
+def test_iat_window(iat: float, expected: str | None) -> None:
+    assert iat_window(iat, NOW, 60, 10) == expected
+
+
+def test_every_time_failure_has_a_message() -> None:
+    messages = time_failure_messages("assertion")
+    every: list[dict[str, object]] = [
+        {}, {"exp": "x"}, {"exp": NOW - 100}, {"exp": NOW + 60, "nbf": NOW + 100},
+        {"exp": NOW + 120, "iat": NOW + 100}, {"exp": NOW + 1000}]
+    failures = {check_times(claims, NOW, RULES) for claims in every}
+    assert failures == set(messages)
+    assert messages["expired"] == "The assertion has expired."
