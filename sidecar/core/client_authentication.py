@@ -8,7 +8,7 @@ Authorization header, a stable `client.<reason>` result code, and nothing secret
 description or the detail.
 
 The methods:
-- `client_secret_basic` / `client_secret_post`: `secrets.SecretVerifier` (constant time, or
+- `client_secret_basic` / `client_secret_post`: the `SecretVerifier` port (constant time, or
   argon2id with a cache of verified secrets);
 - `client_secret_jwt` / `private_key_jwt`: OpenID Connect Core §9 and RFC 7523 §3 - `iss` =
   `sub` = client id, `aud` the issuer as its sole value (draft-ietf-oauth-rfc7523bis) or, for
@@ -36,7 +36,6 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sidecar import errors
-from sidecar.core.client_secrets import SecretVerifier
 from sidecar.core.clients.model import Client, Registry
 from sidecar.core.clients.secret_policy import valid_secret_text
 from sidecar.core.credentials import ClientCredentials, basic_challenge
@@ -54,7 +53,6 @@ from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
     JwkEntry,
     JwksError,
-    JwksSource,
     select_keys,
     verify_hmac,
     verify_signature,
@@ -62,6 +60,7 @@ from sidecar.core.jose.key_sets import (
 from sidecar.core.mtls import ClientCertificate
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
+from sidecar.ports import JwksSource, SecretVerifier
 from sidecar.settings import Settings
 
 CLIENT_ASSERTION_JTI: Final = "client_assertion"  # store kind

@@ -36,12 +36,12 @@ from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
     JwkEntry,
     JwksError,
-    JwksSource,
     select_keys,
     verify_signature,
 )
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
+from sidecar.ports import JwksSource
 from sidecar.settings import Settings
 
 JWT_BEARER_JTI: Final = "jwt_bearer"  # store kind

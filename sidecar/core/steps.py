@@ -15,17 +15,15 @@ from sidecar import errors
 from sidecar.core.attestation.legacy import LegacyAssertion
 from sidecar.core.attestation.results import AttestedClient
 from sidecar.core.client_authentication import AuthenticatedClient, dpop_nonce_required
-from sidecar.core.client_secrets import SecretVerifier
 from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult
-from sidecar.core.jose.key_sets import JwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.core.policy import Policy
 from sidecar.core.store_calls import StoreOutcome, store_call
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck, Summary, TokenRequest
-from sidecar.ports import Clock, ReplayStore
+from sidecar.ports import Clock, JwksSource, ReplayStore, SecretVerifier
 
 DPOP_JTI = "dpop"  # store kind of DPoP proof jtis
 

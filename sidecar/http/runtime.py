@@ -13,9 +13,9 @@ import aiohttp
 from aiohttp import web
 
 from sidecar.adapters import open_store
+from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.http_fetch import AiohttpFetcher
-from sidecar.core.client_secrets import SecretVerifier
-from sidecar.core.jose.key_sets import CachingJwksSource
+from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.steps import Env
 from sidecar.http.admission import Admission
@@ -86,7 +86,7 @@ class ClientResources:
 
     fetcher: AiohttpFetcher
     jwks: CachingJwksSource
-    secrets: SecretVerifier
+    secrets: CachingSecretVerifier
 
     @classmethod
     def open(cls, settings: ClientsSettings, clock: Clock) -> ClientResources:
@@ -95,7 +95,7 @@ class ClientResources:
         jwks = CachingJwksSource(fetcher, clock, ttl_seconds=settings.jwks_cache_ttl_seconds,
                                  min_refetch_seconds=settings.jwks_min_refetch_seconds,
                                  stale_if_error_seconds=settings.jwks_stale_if_error_seconds)
-        secrets = SecretVerifier(cache_size=settings.secret_cache_size,
+        secrets = CachingSecretVerifier(cache_size=settings.secret_cache_size,
                                  max_concurrent_hashes=settings.max_concurrent_hash_checks)
         return cls(fetcher, jwks, secrets)
 

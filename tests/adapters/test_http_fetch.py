@@ -20,12 +20,12 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.http_fetch import AiohttpFetcher
+from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.client_authentication import AuthenticatedClient, ClientAuthPolicy, authenticate
-from sidecar.core.client_secrets import SecretVerifier
 from sidecar.core.clients.loading import registry_from_mapping
 from sidecar.core.credentials import JWT_BEARER_ASSERTION, extract_client_credentials
-from sidecar.core.jose.key_sets import CachingJwksSource, FetchError
 from sidecar.core.jwt_bearer import (
     JwtBearerAssertion,
     JwtBearerPolicy,
@@ -34,6 +34,7 @@ from sidecar.core.jwt_bearer import (
 )
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
+from sidecar.ports import FetchError
 from tests.support.fakes import FakeClock
 from tests.support.servers import free_port, start_app
 
@@ -219,7 +220,7 @@ async def test_private_key_jwt_follows_a_rotating_jwks_uri(key_server: KeyServer
         "client_id": "rotating", "token_endpoint_auth_method": "private_key_jwt",
         "jwks_uri": key_server.url + "/jwks"}]}, tmp_path)
     source = CachingJwksSource(fetcher, clock)
-    secrets = SecretVerifier()
+    secrets = CachingSecretVerifier()
     policy = ClientAuthPolicy(ISSUER, ENDPOINT)
 
     async def attempt() -> object:

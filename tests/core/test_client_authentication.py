@@ -31,6 +31,8 @@ from joserfc.jwk import OctKey, RSAKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.warnings import InsecureKeyLengthWarning
 
+from sidecar.adapters.client_secrets import CachingSecretVerifier
+from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.adapters.memory import MemoryStore
 from sidecar.core.client_authentication import (
     AuthenticatedClient,
@@ -40,7 +42,6 @@ from sidecar.core.client_authentication import (
     context_headers,
     dpop_nonce_required,
 )
-from sidecar.core.client_secrets import SecretVerifier
 from sidecar.core.clients.loading import registry_from_mapping
 from sidecar.core.clients.model import Registry
 from sidecar.core.credentials import (
@@ -48,7 +49,6 @@ from sidecar.core.credentials import (
     ClientCredentials,
     extract_client_credentials,
 )
-from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.mtls import ClientCertificate
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
@@ -148,7 +148,7 @@ class World:
     store: MemoryStore
     fetcher: ScriptedFetcher
     jwks: CachingJwksSource
-    secrets: SecretVerifier
+    secrets: CachingSecretVerifier
     signer_key: ec.EllipticCurvePrivateKey
     rsa_key: rsa.RSAPrivateKey
     pki: Issuer
@@ -250,7 +250,7 @@ def world(tmp_path: Path) -> World:
     return World(
         registry=registry_from_mapping(raw, tmp_path), clock=clock,
         store=MemoryStore(1000, "test:", clock), fetcher=fetcher,
-        jwks=CachingJwksSource(fetcher, clock), secrets=SecretVerifier(),
+        jwks=CachingJwksSource(fetcher, clock), secrets=CachingSecretVerifier(),
         signer_key=signer_key, rsa_key=rsa_key, pki=pki, device_key=device_key,
         device_cert=device_cert)
 

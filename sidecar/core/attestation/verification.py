@@ -44,7 +44,6 @@ from sidecar.core.jose.compact import CompactJws, parse_compact_jws
 from sidecar.core.jose.key_sets import (
     JwkEntry,
     JwksError,
-    JwksSource,
     select_keys,
     verify_signature,
 )
@@ -52,6 +51,7 @@ from sidecar.core.jose.keys import JwkError, public_key
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.syntax import VSCHAR, clip
 from sidecar.errors import OAuthError
+from sidecar.ports import JwksSource
 
 
 def attestation_mode(attestation: tuple[str, ...], pop: tuple[str, ...],

@@ -15,6 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.adapters.memory import MemoryStore
 from sidecar.core.attestation.config import (
     ATTEST_JWT_CLIENT_AUTH,
@@ -23,7 +24,6 @@ from sidecar.core.attestation.config import (
 from sidecar.core.attestation.results import AttestedClient
 from sidecar.core.attestation.verification import verify_attestation
 from sidecar.core.dpop import DpopPolicy, DpopProof, validate_proof
-from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.jose.keys import thumbprint
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError

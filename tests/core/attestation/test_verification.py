@@ -10,12 +10,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm
 
+from sidecar.adapters.jwks import StaticJwksSource
 from sidecar.core.attestation.config import (
     ATTEST_JWT_CLIENT_AUTH,
     ATTEST_JWT_CLIENT_AUTH_DPOP,
 )
 from sidecar.core.attestation.verification import attestation_mode, verify_attestation
-from sidecar.core.jose.key_sets import StaticJwksSource
 from sidecar.errors import OAuthError
 from tests.core.attestation.support import (
     ATTESTER,

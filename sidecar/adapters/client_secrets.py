@@ -36,7 +36,10 @@ DEFAULT_CACHE_SIZE: Final = 10_000
 DEFAULT_MAX_CONCURRENT_HASHES: Final = 4
 
 
-class SecretVerifier:
+class CachingSecretVerifier:
+    """The `SecretVerifier` port (sidecar.ports): plain secrets in constant time, argon2id
+    hashes in worker threads, a few at a time, successes remembered (module docstring)."""
+
     def __init__(self, *, cache_size: int = DEFAULT_CACHE_SIZE,
                  max_concurrent_hashes: int = DEFAULT_MAX_CONCURRENT_HASHES) -> None:
         self._key = os.urandom(32)
