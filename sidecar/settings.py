@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sidecar.core.query import is_token_request_parameter
+from sidecar.core.target import read_target
 from sidecar.errors import OAuthError
-from sidecar.http.target import read_target
 
 ENV_PREFIX = "TOKEN_SIDECAR_"
 REQUIRED: Any = dataclasses.MISSING

@@ -18,12 +18,7 @@ from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.steps import Env
-from sidecar.http.admission import Admission
-from sidecar.http.headers import ForwardRules, HeaderNames
-from sidecar.http.metrics import InstrumentedStore, Metrics
-from sidecar.http.parse import ReadPolicy
-from sidecar.http.proxy import Upstream, open_session
-from sidecar.http.target import (
+from sidecar.core.target import (
     ATTESTATION_CHALLENGE,
     INTROSPECTION,
     PAR,
@@ -32,6 +27,11 @@ from sidecar.http.target import (
     GuardedPath,
     GuardedPaths,
 )
+from sidecar.http.admission import Admission
+from sidecar.http.headers import ForwardRules, HeaderNames
+from sidecar.http.metrics import InstrumentedStore, Metrics
+from sidecar.http.parse import ReadPolicy
+from sidecar.http.proxy import Upstream, open_session
 from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import ClientsSettings, ConfigError, Settings
 

@@ -25,6 +25,7 @@ from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
 from sidecar.core.query import check_query
 from sidecar.core.steps import Env
+from sidecar.core.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.introspection import introspect, revoke
@@ -34,7 +35,6 @@ from sidecar.http.parse import check_cert_headers, read_token_request
 from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
-from sidecar.http.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 
@@ -68,7 +68,7 @@ def _is_cors_preflight(request: web.BaseRequest) -> bool:
 
 @web.middleware
 async def checked_target(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request's target is read first (sidecar/http/target.py), before anything is
+    """Every request's target is read first (sidecar/core/target.py), before anything is
     checked or a single-use value spent. A middleware: the router cannot route '*' or
     'host:port' targets to `dispatch`."""
     target = read_target(request.raw_path)

@@ -1,12 +1,11 @@
-"""Reading request targets (sidecar/http/target.py): which targets read one way, and which
+"""Reading request targets (sidecar/core/target.py): which targets read one way, and which
 spellings of a guarded path are that path."""
 
 from __future__ import annotations
 
 import pytest
 
-from sidecar.errors import OAuthError
-from sidecar.http.target import (
+from sidecar.core.target import (
     PAR,
     TOKEN,
     GuardedPath,
@@ -15,6 +14,7 @@ from sidecar.http.target import (
     lenient_path,
     read_target,
 )
+from sidecar.errors import OAuthError
 
 # (target as sent, the result code of its refusal)
 REFUSED = [

@@ -14,7 +14,7 @@ forwards only targets it can read one way:
 - a path that a lenient server would read as a guarded path (case, trailing slash, dot or
   whitespace) *is* that guarded path: validated, or refused when matching is exact.
 
-Pure functions: no aiohttp here, the handler (`sidecar/http/token.py`) calls them.
+Pure functions (the core; no aiohttp): the handler, `sidecar/http/token.py`, calls them.
 """
 
 from __future__ import annotations
