@@ -31,16 +31,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import quote, unquote
 
 from cryptography import x509
 
 from sidecar import errors
+from sidecar.core.bounded_cache import BoundedCache
 from sidecar.errors import OAuthError
 
 __all__ = [
@@ -145,8 +146,16 @@ def _to_pem(der: bytes) -> str:
 # Entry point.
 
 
+# The same client sends the same certificate on every request (and a proxy in front of many
+# replicas sends the same few): memoise, in a cache the caller may hand in (`cache=None`:
+# none). Results are immutable, so sharing them is safe.
+CertificateCache = BoundedCache[tuple[str, str, str | None], "ClientCertificate | OAuthError"]
+DEFAULT_CERTIFICATE_CACHE: Final[CertificateCache] = BoundedCache(256)
+
+
 def parse_client_certificate(
-    value: str | None, fmt: str, chain_value: str | None = None
+    value: str | None, fmt: str, chain_value: str | None = None, *,
+    cache: CertificateCache | None = DEFAULT_CERTIFICATE_CACHE,
 ) -> ClientCertificate | OAuthError | None:
     """Parse the proxy's client-certificate header (and its separate chain header, if any).
 
@@ -159,18 +168,15 @@ def parse_client_certificate(
         chain_value = None
     if len(value) > MAX_HEADER_CHARS or len(chain_value or "") > MAX_HEADER_CHARS:
         return _bad("the header is too large")
-    if len(value) + len(chain_value or "") <= _CACHE_MAX_CHARS:
-        return _parse_cached(value, fmt, chain_value)
-    return _parse(value, fmt, chain_value)
-
-
-# The same client sends the same certificate on every request (and a proxy in front of many
-# replicas sends the same few): memoise. Results are immutable, so sharing them is safe.
-@functools.lru_cache(maxsize=256)
-def _parse_cached(
-    value: str, fmt: str, chain_value: str | None
-) -> ClientCertificate | OAuthError | None:
-    return _parse(value, fmt, chain_value)
+    if cache is None or len(value) + len(chain_value or "") > _CACHE_MAX_CHARS:
+        return _parse(value, fmt, chain_value)
+    key = (value, fmt, chain_value)
+    cached = cache.get(key)
+    if cached is None:
+        cached = _parse(value, fmt, chain_value)
+        if cached is not None:
+            cache.put(key, cached)
+    return cached
 
 
 class _MalformedError(Exception):

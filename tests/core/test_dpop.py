@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import pytest
 
 from sidecar.core import dpop
-from sidecar.core.dpop import DpopPolicy, normalize_htu, normalize_htu_targets
+from sidecar.core.dpop import (
+    DpopPolicy,
+    DpopProof,
+    normalize_htu,
+    normalize_htu_targets,
+    validate_proof,
+)
 from sidecar.core.jose import keys as jose_keys
 from sidecar.core.nonces import WindowedHmac
+from sidecar.errors import OAuthError
 from sidecar.settings import ConfigError, DpopSettings
+from tests.support.dpop import DpopKey
 
 # ---------------------------------------------------------------------------------------
 # Windowed HMAC nonces.
@@ -228,7 +237,23 @@ def test_every_algorithm_is_asymmetric_and_bound_to_a_key_type() -> None:
         assert algorithm.kty in ("EC", "OKP", "RSA"), name
 
 
-def test_clear_caches() -> None:
+def test_clear_caches_forgets_parsed_headers_never_a_decision() -> None:
+    """What bench/dpop_micro.py's cold row relies on: after `clear_caches()` the next proof
+    parses its header (and its key) again, and is judged exactly as before."""
+    endpoint = "https://as.example.com/token"
+    policy = DpopPolicy.from_settings(DpopSettings(), endpoint)
+    key = DpopKey()
+    now = time.time()
+
+    def check(proof: str) -> object:
+        return validate_proof((proof,), method="POST", policy=policy, now=now, nonces=None,
+                              nonce_required=False)
+
+    warm = check(key.proof(endpoint, jti="one", iat=now))
+    assert isinstance(warm, DpopProof) and warm.jkt == key.jkt
     dpop.clear_caches()
-    jose_keys.clear_cache()
-    assert normalize_htu("https://as.example.com/x") == "https://as.example.com/x"
+    jose_keys.DEFAULT_KEY_CACHE.clear()
+    cold = check(key.proof(endpoint, jti="one", iat=now))
+    assert cold == warm
+    assert len(jose_keys.DEFAULT_KEY_CACHE) == 1  # the key was parsed again: nothing kept
+    assert isinstance(check(key.proof(endpoint + "/x", iat=now)), OAuthError)  # htu still read

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.core import mtls
+from sidecar.core.bounded_cache import BoundedCache
 from sidecar.core.mtls import ClientCertificate, parse_client_certificate
 from sidecar.errors import OAuthError
 from sidecar.settings import CERT_FORMATS
@@ -631,11 +632,7 @@ def test_unforeseen_library_error_is_still_invalid_request(
 
     value = pem_of(pki.leaf_der)
     monkeypatch.setattr(x509, "load_der_x509_certificate", explode)  # the module mtls calls
-    mtls._parse_cached.cache_clear()
-    try:
-        result = parse_client_certificate(value, "pem")
-    finally:
-        mtls._parse_cached.cache_clear()
+    result = parse_client_certificate(value, "pem", cache=None)  # not an earlier answer
     assert_malformed(result)
     assert isinstance(result, OAuthError) and result.detail == "TypeError"
 
@@ -645,6 +642,14 @@ def test_identical_values_are_memoised(pki: Pki) -> None:
     first = parse_client_certificate(value, "nginx")
     assert parse_client_certificate(value, "nginx") is first
     assert parse_client_certificate(value, "pem") is not first  # the format is in the key
+
+
+def test_a_cache_handed_in_is_the_one_used(pki: Pki) -> None:
+    value = pem_of(pki.leaf_der)
+    cache: mtls.CertificateCache = BoundedCache(4)
+    first = parse_client_certificate(value, "pem", cache=cache)
+    assert len(cache) == 1 and parse_client_certificate(value, "pem", cache=cache) is first
+    assert parse_client_certificate(value, "pem", cache=None) is not first
 
 
 # ---------------------------------------------------------------------------------------
