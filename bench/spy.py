@@ -24,10 +24,11 @@ _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)
 
 # (stage, file suffix, function names or None for any). The innermost matching frame wins.
 COMPONENTS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
-    # "sidecar/core/dpop" and ".../jwk": a module or a package of that name.
+    # "sidecar/core/dpop" and ".../jose": a module or a package of that name.
     ("DPoP: ECDSA verify (cryptography)", "sidecar/core/dpop", ("verify",)),
+    ("DPoP: ECDSA verify (cryptography)", "sidecar/core/jose/algorithms", ("verify",)),
     ("DPoP: rest of validate_proof", "sidecar/core/dpop", None),
-    ("DPoP: JWK/base64 helpers", "sidecar/core/jwk", None),
+    ("DPoP: JWK/base64 helpers", "sidecar/core/jose", None),
     ("store: redis-py", "redis/", None),
     ("store: adapter (memory/redis)", "sidecar/adapters/", None),
     ("store: store_key sha256", "sidecar/ports.py", None),
