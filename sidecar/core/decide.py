@@ -19,12 +19,8 @@ from sidecar.core.attestation.legacy import legacy_client_assertion
 from sidecar.core.attestation.results import AttestedClient
 from sidecar.core.attestation.verification import attestation_mode, verify_attestation
 from sidecar.core.binding import check_refresh_binding, refresh_binding
-from sidecar.core.client_authentication import (
-    authenticate,
-    check_client_policy,
-    context_headers,
-    unidentified_client,
-)
+from sidecar.core.client_authentication.client_policy import check_client_policy, context_headers
+from sidecar.core.client_authentication.methods import authenticate, unidentified_client
 from sidecar.core.credentials import extract_client_credentials
 from sidecar.core.dpop import validate_proof
 from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, validate_grant

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sidecar.core.attestation.config import AttestationPolicy
-from sidecar.core.client_authentication import ClientAuthPolicy
+from sidecar.core.client_authentication.policy import ClientAuthPolicy
 from sidecar.core.clients.loading import load_registry
 from sidecar.core.clients.model import Registry
 from sidecar.core.dpop import DpopPolicy, normalize_htu_targets

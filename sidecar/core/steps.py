@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from sidecar import errors
 from sidecar.core.attestation.legacy import LegacyAssertion
 from sidecar.core.attestation.results import AttestedClient
-from sidecar.core.client_authentication import AuthenticatedClient, dpop_nonce_required
+from sidecar.core.client_authentication.client_policy import dpop_nonce_required
+from sidecar.core.client_authentication.policy import AuthenticatedClient
 from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult

@@ -23,7 +23,8 @@ from jwt.algorithms import ECAlgorithm
 from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.adapters.jwks import CachingJwksSource
-from sidecar.core.client_authentication import AuthenticatedClient, ClientAuthPolicy, authenticate
+from sidecar.core.client_authentication.methods import authenticate
+from sidecar.core.client_authentication.policy import AuthenticatedClient, ClientAuthPolicy
 from sidecar.core.clients.loading import registry_from_mapping
 from sidecar.core.credentials import JWT_BEARER_ASSERTION, extract_client_credentials
 from sidecar.core.jwt_bearer import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sidecar import errors
 from sidecar.core.attestation.config import ATTEST_JWT_CLIENT_AUTH, ATTESTATION_METHODS
 from sidecar.core.attestation.results import ID_MISMATCH, AttestedClient
-from sidecar.core.client_authentication import TLS_METHODS, AuthenticatedClient
+from sidecar.core.client_authentication.policy import TLS_METHODS, AuthenticatedClient
 from sidecar.core.clients.model import Client, Registry
 from sidecar.core.credentials import ClientCredentials
 from sidecar.errors import OAuthError

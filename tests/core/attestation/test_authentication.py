@@ -10,7 +10,7 @@ from sidecar.core.attestation.config import (
     ATTEST_JWT_CLIENT_AUTH,
     ATTEST_JWT_CLIENT_AUTH_DPOP,
 )
-from sidecar.core.client_authentication import AuthenticatedClient
+from sidecar.core.client_authentication.policy import AuthenticatedClient
 from sidecar.core.clients.model import Client, Registry
 from sidecar.core.credentials import ClientCredentials
 from sidecar.errors import OAuthError

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.core.client_authentication import AuthenticatedClient, dpop_nonce_required
+from sidecar.core.client_authentication.client_policy import dpop_nonce_required
+from sidecar.core.client_authentication.policy import AuthenticatedClient
 from sidecar.core.clients.loading import registry_from_mapping
 from sidecar.core.clients.model import Client
 
