@@ -25,7 +25,7 @@ from sidecar.core.credentials import extract_client_credentials
 from sidecar.core.dpop import validate_proof
 from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
-from sidecar.core.mtls import parse_client_certificate
+from sidecar.core.mtls.parse import parse_client_certificate
 from sidecar.core.steps import (
     Env,
     Facts,

@@ -19,7 +19,7 @@ from sidecar.core.client_authentication.policy import AuthenticatedClient
 from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.grants import GrantResult
-from sidecar.core.mtls import ClientCertificate
+from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy
 from sidecar.core.store_calls import StoreOutcome, store_call
 from sidecar.errors import OAuthError

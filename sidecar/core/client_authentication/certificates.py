@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from sidecar.core.client_authentication.assertions import client_keys
 from sidecar.core.client_authentication.policy import Refusal
 from sidecar.core.clients.model import Client
-from sidecar.core.mtls import ClientCertificate
+from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.errors import OAuthError
 from sidecar.ports import JwksSource
 

@@ -19,7 +19,7 @@ from sidecar.core.client_authentication.policy import (
 from sidecar.core.clients.model import Client, Registry
 from sidecar.core.clients.secret_policy import valid_secret_text
 from sidecar.core.credentials import ClientCredentials, basic_challenge
-from sidecar.core.mtls import ClientCertificate
+from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.errors import OAuthError
 from sidecar.ports import JwksSource, SecretVerifier
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from sidecar.core.jose.algorithms import ALGORITHMS, hmac_matches
 from sidecar.core.jose.compact import CompactJws
 from sidecar.core.jose.keys import PublicKeyInfo, public_key
-from sidecar.core.mtls import x5t_s256
+from sidecar.core.mtls.certificate import x5t_s256
 
 MAX_KEYS: Final = 64  # keys kept from one set; real sets hold 1-5
 MAX_X5C: Final = 10

@@ -36,7 +36,7 @@ from sidecar.core.credentials import (
     ClientCredentials,
     extract_client_credentials,
 )
-from sidecar.core.mtls import ClientCertificate
+from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 from tests.support.fakes import FakeClock, ScriptedFetcher
