@@ -11,7 +11,7 @@ from sidecar.core.attestation.config import REFRESH_BINDING_KIND as ATTESTATION_
 from sidecar.core.attestation.refresh_binding import (
     check_refresh_binding as check_attestation_binding,
 )
-from sidecar.core.grants import REFRESH_TOKEN, TOKEN_EXCHANGE
+from sidecar.core.grants.names import REFRESH_TOKEN, TOKEN_EXCHANGE
 from sidecar.core.steps import Env, Facts
 from sidecar.core.store_calls import store_call
 from sidecar.errors import OAuthError

@@ -23,7 +23,8 @@ from sidecar.core.client_authentication.client_policy import check_client_policy
 from sidecar.core.client_authentication.methods import authenticate, unidentified_client
 from sidecar.core.credentials import extract_client_credentials
 from sidecar.core.dpop import validate_proof
-from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, validate_grant
+from sidecar.core.grants.names import JWT_BEARER, PRE_AUTHORIZED_CODE
+from sidecar.core.grants.validate import validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
 from sidecar.core.mtls.parse import parse_client_certificate
 from sidecar.core.steps import (

@@ -18,7 +18,7 @@ from sidecar.core.client_authentication.client_policy import dpop_nonce_required
 from sidecar.core.client_authentication.policy import AuthenticatedClient
 from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import DpopProof, validate_proof
-from sidecar.core.grants import GrantResult
+from sidecar.core.grants.names import GrantResult
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy
 from sidecar.core.store_calls import StoreOutcome, store_call

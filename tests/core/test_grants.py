@@ -12,12 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.core.form import parse_form
-from sidecar.core.grants import (
-    MAX_AUTHORIZATION_DETAILS_DEPTH,
-    RULES,
-    GrantResult,
-    validate_grant,
-)
+from sidecar.core.grants.names import MAX_AUTHORIZATION_DETAILS_DEPTH, GrantResult
+from sidecar.core.grants.rules import RULES
+from sidecar.core.grants.validate import validate_grant
 from sidecar.errors import OAuthError
 from sidecar.model import Action, FormParams
 from sidecar.settings import GRANT_TYPES, GrantsSettings

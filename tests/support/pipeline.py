@@ -27,7 +27,7 @@ from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.credentials import JWT_BEARER_ASSERTION
 from sidecar.core.form import parse_form
-from sidecar.core.grants import JWT_BEARER
+from sidecar.core.grants.names import JWT_BEARER
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy
 from sidecar.core.steps import Env, Facts, burn_replays
