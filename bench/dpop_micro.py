@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from sidecar.core import jwk as jwk_module
 from sidecar.core.dpop import DpopPolicy, DpopProof, clear_caches, validate_proof
+from sidecar.core.jose import keys as jose_keys
 from sidecar.settings import DpopSettings
 
 ENDPOINT = "https://as.example.com/token"
@@ -55,7 +55,7 @@ def main() -> None:
 
     def ours_cold() -> object:
         clear_caches()
-        jwk_module.clear_cache()
+        jose_keys.DEFAULT_KEY_CACHE.clear()
         return ours()
 
     def pyjwt_naive() -> object:

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 from sidecar import __version__
 from sidecar.adapters import check_store
+from sidecar.core.clients.loading import load_registry
+from sidecar.core.clients.model import Registry
 from sidecar.core.metadata import enforced_fields
 from sidecar.core.policy import Policy
-from sidecar.core.registry import Registry, load_registry
 from sidecar.demo import DemoPorts, demo_settings, run_demo
 from sidecar.http.decision_api import api_keys_of
 from sidecar.logs import configure_logging

@@ -1,4 +1,5 @@
-"""The ports the core depends on: a clock and the store. Adapters live in `sidecar.adapters`.
+"""The ports the core depends on: a clock, the store, the source of `jwks_uri` keys (and the
+fetcher under it), the client-secret check. Adapters live in `sidecar.adapters`.
 
 The store holds only four kinds of keys, all with a TTL (README "The store"): DPoP proof `jti`s,
 client-assertion and attestation-PoP `jti`s, refresh- and access-token bindings, attestation
@@ -12,6 +13,8 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from sidecar.core.clients.model import Client
+    from sidecar.core.jose.key_sets import JwkEntry
     from sidecar.core.resource.token_facts import TokenFacts
 
 
@@ -61,6 +64,34 @@ class ReplayStore(Protocol):
         ...
 
     async def close(self) -> None:
+        ...
+
+
+class FetchError(Exception):
+    """The `Fetcher` could not get a JSON document (network, status, size, not JSON)."""
+
+
+class Fetcher(Protocol):
+    async def get_json(self, url: str) -> object:
+        """GET `url` and return the parsed JSON body; raise FetchError on any failure."""
+        ...
+
+
+class JwksSource(Protocol):
+    async def keys_for(self, owner: str, jwks_uri: str, kid: str | None = None, *,
+                       x5t_s256: str | None = None) -> tuple[JwkEntry, ...]:
+        """The keys published at `jwks_uri` (on behalf of `owner`, a client id or issuer,
+        named in errors). When `kid` or a certificate thumbprint is given that the cached set
+        lacks, the set is fetched again, within the rate limit. Raises JwksError."""
+        ...
+
+
+class SecretVerifier(Protocol):
+    """Checks a presented client secret against the registry (RFC 6749 §2.3.1); the
+    implementation, with its cache and worker threads, is `sidecar.adapters.client_secrets`."""
+
+    async def verify(self, client: Client, presented: str) -> bool:
+        """True when `presented` is the client's registered secret (or matches its hash)."""
         ...
 
 

@@ -25,8 +25,8 @@ from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urlsplit
 
 from sidecar.core.query import is_token_request_parameter
+from sidecar.core.target import read_target
 from sidecar.errors import OAuthError
-from sidecar.http.target import read_target
 
 ENV_PREFIX = "TOKEN_SIDECAR_"
 REQUIRED: Any = dataclasses.MISSING
@@ -293,7 +293,7 @@ class StoreSettings:
     command_timeout_seconds: float = key(0.05, _positive)
     max_connections: int = key(100, _positive)
     # Connections opened at start and kept open (per master on a Cluster); the pipelines of
-    # coalesced commands run over them, at most this many at once (sidecar/adapters/redis.py).
+    # coalesced commands run over them, at most this many at once (sidecar/adapters/redis/).
     warm_connections: int = key(8, _positive)
     keepalive_seconds: float = key(10.0, _positive)  # how often idle warm connections are pinged
     username: str = key("")                # Redis ACL user

@@ -78,9 +78,12 @@ async def test_one_json_line_per_request_and_no_secret_in_it(
         async with client.post(sidecar.url + "/token", data=form,
                                headers={**FORM, **headers}):
             pass
-    await asyncio.sleep(0.2)
-    lines = log_lines(sidecar)
-    access = [line for line in lines if line.get("logger") == "token_sidecar.access"]
+
+    def access_lines() -> list[dict[str, Any]]:
+        return [line for line in log_lines(sidecar) if line.get("logger") == "token_sidecar.access"]
+
+    await _eventually(lambda: len(access_lines()) >= len(requests))
+    access = access_lines()
     assert len(access) == len(requests)
     for line in access:
         assert {"time", "request_id", "action", "result_code", "grant_type", "client_id",
@@ -114,11 +117,22 @@ async def test_sigterm_lets_a_request_in_flight_finish(
     upstream.delay_seconds = 1.5
     in_flight = asyncio.create_task(client.post(
         sidecar.url + "/token", data="grant_type=client_credentials&client_id=a", headers=FORM))
-    while not upstream.received:
-        await asyncio.sleep(0.02)
+    await _eventually(lambda: bool(upstream.received))
     sidecar.signal(signal.SIGTERM)
-    await asyncio.sleep(0.3)
-    # Draining: new connections are refused (the token port no longer listens).
+
+    async def refused() -> bool:
+        # A bare connect: a probe that got in must not wait on the slow upstream itself.
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", sidecar.port)
+        except ConnectionError:
+            return True
+        writer.close()
+        return False
+
+    # Draining: new connections are refused (the token port no longer listens) while the
+    # request in flight is still being answered.
+    await _eventually_async(refused)
+    assert not in_flight.done()
     with pytest.raises(aiohttp.ClientConnectionError):
         async with aiohttp.ClientSession() as fresh, fresh.post(
                 sidecar.url + "/token", data="grant_type=client_credentials&client_id=b",
@@ -139,12 +153,16 @@ async def test_readyz_turns_unready_while_draining(
     upstream.delay_seconds = 1.5
     in_flight = asyncio.create_task(client.post(
         sidecar.url + "/token", data="grant_type=client_credentials&client_id=a", headers=FORM))
-    while not upstream.received:
-        await asyncio.sleep(0.02)
+    await _eventually(lambda: bool(upstream.received))
     sidecar.signal(signal.SIGTERM)
-    await asyncio.sleep(0.3)
-    async with aiohttp.ClientSession() as fresh, fresh.get(sidecar.admin_url + "/readyz") as r:
-        assert r.status == 503
+
+    async def unready() -> bool:
+        async with aiohttp.ClientSession() as fresh, fresh.get(
+                sidecar.admin_url + "/readyz") as response:
+            return response.status == 503
+
+    await _eventually_async(unready)
+    assert not in_flight.done()  # unready before the last request is answered
     (await in_flight).release()
     await sidecar.wait()
 
@@ -181,8 +199,9 @@ async def test_workers_share_the_port_and_their_metrics(
                                   store={"url": redis_server.url,
                                          "command_timeout_seconds": 1.0,
                                          "connect_timeout_seconds": 1.0})
-    # Give the second worker time to bind as well.
-    await asyncio.sleep(1.0)
+    # Both workers listen (each logs "serving on" once it does).
+    await _eventually(lambda: len({line["pid"] for line in log_lines(sidecar)
+                                   if str(line.get("message", "")).startswith("serving on")}) == 2)
     total = 40
     for _ in range(total):
         async with aiohttp.ClientSession() as fresh, fresh.post(
@@ -202,10 +221,18 @@ async def test_workers_share_the_port_and_their_metrics(
 
 
 async def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for `check` (polled, not a fixed sleep: a loaded machine only makes it slower)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
+
+
+async def _eventually_async(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
 
 
 async def test_the_resource_check_listener_starts_and_stops_with_the_process(

@@ -190,7 +190,7 @@ def test_relative_paths_are_relative_to_the_config_file(
 
 def test_the_store_password_file_is_read_relative_to_the_config_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sidecar.adapters.redis import RedisStore  # noqa: PLC0415 - this test only
+    from sidecar.adapters.redis.store import RedisStore  # noqa: PLC0415 - this test only
 
     (tmp_path / "redis-password").write_text("s3cret\n")
     config = tmp_path / "sidecar.toml"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from sidecar.adapters.memory import MemoryStore
-from sidecar.adapters.redis import SCHEMES as REDIS_SCHEMES
-from sidecar.adapters.redis import RedisStore, url_scheme
+from sidecar.adapters.redis.store import RedisStore
+from sidecar.adapters.redis.urls import SCHEMES as REDIS_SCHEMES
+from sidecar.adapters.redis.urls import url_scheme
 from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import StoreSettings
 

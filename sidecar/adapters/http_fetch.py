@@ -21,7 +21,7 @@ from typing import Final
 import aiohttp
 from yarl import URL
 
-from sidecar.core.jwks import FetchError
+from sidecar.ports import FetchError
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 DEFAULT_MAX_BYTES: Final = 256 * 1024

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sidecar.core.jose.compact import CompactJws
-from sidecar.core.jose.key_sets import Fetcher, FetchError, JwkEntry, JwksError, JwksSource
+from sidecar.core.jose.key_sets import JwkEntry, JwksError
 from sidecar.core.resource.jwt_access_token import (
     AccessTokenRules,
     JwtRefusal,
@@ -32,7 +32,14 @@ from sidecar.core.resource.jwt_access_token import (
     verify_access_token,
 )
 from sidecar.core.resource.token_facts import TokenFacts
-from sidecar.ports import Clock, InvalidTokenError, SourceUnavailableError
+from sidecar.ports import (
+    Clock,
+    Fetcher,
+    FetchError,
+    InvalidTokenError,
+    JwksSource,
+    SourceUnavailableError,
+)
 from sidecar.settings import Settings
 
 METADATA_PATH: Final = "/.well-known/oauth-authorization-server"  # RFC 8414 §3

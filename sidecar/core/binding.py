@@ -6,10 +6,12 @@ is about to issue."""
 from __future__ import annotations
 
 from sidecar import errors
-from sidecar.core.attestation import ATTESTATION_METHODS
-from sidecar.core.attestation import REFRESH_BINDING_KIND as ATTESTATION_BINDING
-from sidecar.core.attestation import check_refresh_binding as check_attestation_binding
-from sidecar.core.grants import REFRESH_TOKEN, TOKEN_EXCHANGE
+from sidecar.core.attestation.config import ATTESTATION_METHODS
+from sidecar.core.attestation.config import REFRESH_BINDING_KIND as ATTESTATION_BINDING
+from sidecar.core.attestation.refresh_binding import (
+    check_refresh_binding as check_attestation_binding,
+)
+from sidecar.core.grants.names import REFRESH_TOKEN, TOKEN_EXCHANGE
 from sidecar.core.steps import Facts, StepContext
 from sidecar.core.store_failures import store_call
 from sidecar.errors import OAuthError

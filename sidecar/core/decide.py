@@ -14,27 +14,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from sidecar import errors
-from sidecar.core.attestation import (
-    ATTEST_JWT_CLIENT_AUTH_DPOP,
-    AttestedClient,
-    LegacyAssertion,
-    attestation_mode,
-    authenticate_with_attestation,
-    legacy_client_assertion,
-    verify_attestation,
-)
+from sidecar.core.attestation.authentication import authenticate_with_attestation
+from sidecar.core.attestation.config import ATTEST_JWT_CLIENT_AUTH_DPOP
+from sidecar.core.attestation.legacy import LegacyAssertion, legacy_client_assertion
+from sidecar.core.attestation.results import AttestedClient
+from sidecar.core.attestation.verification import attestation_mode, verify_attestation
 from sidecar.core.binding import check_refresh_binding, refresh_binding
-from sidecar.core.client_auth import extract_client_credentials
-from sidecar.core.client_authn import (
-    authenticate,
-    check_client_policy,
-    context_headers,
-    unidentified_client,
-)
+from sidecar.core.client_authentication.client_policy import check_client_policy, context_headers
+from sidecar.core.client_authentication.methods import authenticate, unidentified_client
+from sidecar.core.credentials import extract_client_credentials
 from sidecar.core.dpop import validate_proof
-from sidecar.core.grants import JWT_BEARER, PRE_AUTHORIZED_CODE, GrantResult, validate_grant
+from sidecar.core.grants.names import JWT_BEARER, PRE_AUTHORIZED_CODE, GrantResult
+from sidecar.core.grants.validate import validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
-from sidecar.core.mtls import ClientCertificate, parse_client_certificate
+from sidecar.core.mtls.certificate import ClientCertificate
+from sidecar.core.mtls.parse import parse_client_certificate
 from sidecar.core.steps import (
     Facts,
     Presented,

@@ -14,7 +14,7 @@ from typing import Any
 
 from sidecar import errors
 from sidecar.core.access_binding import AccessBinding
-from sidecar.core.client_auth import extract_client_credentials
+from sidecar.core.credentials import extract_client_credentials
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 

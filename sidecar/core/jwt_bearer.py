@@ -22,19 +22,26 @@ from pathlib import Path
 from typing import Any, Final
 
 from sidecar import errors
-from sidecar.core.jose.claims import TimeRules, audience_matches, check_times
+from sidecar.core.clients.tables import TableReader, read_table_array
+from sidecar.core.jose.claims import (
+    TimeRules,
+    audience_matches,
+    check_times,
+    jti_ttl,
+    time_failure_messages,
+    valid_jti,
+)
 from sidecar.core.jose.compact import parse_compact_jws
 from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
     JwkEntry,
     JwksError,
-    JwksSource,
     select_keys,
     verify_signature,
 )
-from sidecar.core.registry import TableReader, read_table_array
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
+from sidecar.ports import JwksSource
 from sidecar.settings import Settings
 
 JWT_BEARER_JTI: Final = "jwt_bearer"  # store kind
@@ -96,14 +103,7 @@ def _invalid(reason: str, description: str, detail: str = "") -> OAuthError:
     return errors.invalid_grant(f"jwt_bearer.{reason}", description, detail[:_DETAIL_MAX])
 
 
-_TIME_MESSAGES: Final[Mapping[str, str]] = {
-    "missing_exp": "The assertion must have an exp claim.",
-    "bad_time_claim": "The assertion exp, nbf or iat is not a number.",
-    "expired": "The assertion has expired.",
-    "not_yet_valid": "The assertion is not valid yet (nbf).",
-    "issued_in_future": "The assertion iat is in the future.",
-    "lifetime_too_long": "The assertion lifetime is too long.",
-}
+_TIME_MESSAGES: Final[Mapping[str, str]] = time_failure_messages("assertion")
 
 
 async def verify_jwt_bearer(
@@ -128,14 +128,13 @@ async def verify_jwt_bearer(
     jti = claims.get("jti")
     if jti is None and trusted.require_jti:
         return _invalid("missing_jti", "The assertion must have a jti.")
-    if jti is not None and (not isinstance(jti, str) or not jti
-                            or len(jti) > policy.max_jti_length):
+    if jti is not None and not valid_jti(jti, policy.max_jti_length):
         return _invalid("bad_jti", "The assertion jti is not a valid identifier.")
     replay = None
     if isinstance(jti, str):
         exp = claims["exp"]
         assert isinstance(exp, int | float)  # check_times passed
-        ttl = max(float(exp) - now + policy.leeway_seconds, 1.0)
+        ttl = jti_ttl(exp, now, policy.leeway_seconds)
         replay = ReplayCheck(JWT_BEARER_JTI, f"{trusted.issuer}:{jti}", ttl,
                              _invalid("jti_replayed", "The assertion has been used before."))
     return JwtBearerAssertion(trusted.issuer, subject, jti, replay)

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sidecar.core.attestation import AttestationPolicy
-from sidecar.core.client_authn import ClientAuthPolicy
+from sidecar.core.attestation.config import AttestationPolicy
+from sidecar.core.client_authentication.policy import ClientAuthPolicy
+from sidecar.core.clients.loading import load_registry
+from sidecar.core.clients.model import Registry
 from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
 from sidecar.core.nonces import WindowedHmac
-from sidecar.core.registry import Registry, load_registry
 from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.store_failures import StoreFailurePolicy
 from sidecar.settings import (

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sidecar import errors
-from sidecar.core.attestation import AttestedClient, LegacyAssertion
-from sidecar.core.client_auth import ClientCredentials
-from sidecar.core.client_authn import AuthenticatedClient, dpop_nonce_required
+from sidecar.core.attestation.legacy import LegacyAssertion
+from sidecar.core.attestation.results import AttestedClient
+from sidecar.core.client_authentication.client_policy import dpop_nonce_required
+from sidecar.core.client_authentication.policy import AuthenticatedClient
+from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop import DpopProof, validate_proof
-from sidecar.core.grants import GrantResult
-from sidecar.core.jose.key_sets import JwksSource
-from sidecar.core.mtls import ClientCertificate
+from sidecar.core.grants.names import GrantResult
+from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy, ProofPolicy
-from sidecar.core.secrets import SecretVerifier
 from sidecar.core.store_failures import StoreOutcome, store_call
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck, Summary, TokenRequest
-from sidecar.ports import Clock, ReplayStore
+from sidecar.ports import Clock, JwksSource, ReplayStore, SecretVerifier
 
 DPOP_JTI = "dpop"  # store kind of DPoP proof jtis
 

@@ -16,10 +16,10 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from sidecar import errors
+from sidecar.core.target import Target
 from sidecar.errors import OAuthError
 from sidecar.http import wire
 from sidecar.http.headers import response_headers_for_client
-from sidecar.http.target import Target
 from sidecar.settings import UpstreamSettings
 
 _STREAM_CHUNK = 65536

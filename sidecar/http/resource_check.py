@@ -24,10 +24,10 @@ from sidecar.core.resource.check import (
 from sidecar.core.resource.metadata import protected_resource_metadata
 from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.resource.request import ResourceRequest
+from sidecar.core.target import lenient_path
 from sidecar.http.metrics import Metrics
 from sidecar.http.proxy import Upstream
 from sidecar.http.resource_sources import build_token_sources, first_facts
-from sidecar.http.target import lenient_path
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.ports import (
     Clock,

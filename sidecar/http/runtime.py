@@ -13,18 +13,12 @@ import aiohttp
 from aiohttp import web
 
 from sidecar.adapters import open_store
+from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.http_fetch import AiohttpFetcher
-from sidecar.core.jwks import CachingJwksSource
+from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
-from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import StepContext
-from sidecar.http.admission import Admission
-from sidecar.http.headers import ForwardRules, HeaderNames
-from sidecar.http.metrics import InstrumentedStore, Metrics
-from sidecar.http.parse import ReadPolicy
-from sidecar.http.proxy import Upstream, open_session
-from sidecar.http.resource_check import ResourceRuntime
-from sidecar.http.target import (
+from sidecar.core.target import (
     ATTESTATION_CHALLENGE,
     INTROSPECTION,
     PAR,
@@ -33,6 +27,12 @@ from sidecar.http.target import (
     GuardedPath,
     GuardedPaths,
 )
+from sidecar.http.admission import Admission
+from sidecar.http.headers import ForwardRules, HeaderNames
+from sidecar.http.metrics import InstrumentedStore, Metrics
+from sidecar.http.parse import ReadPolicy
+from sidecar.http.proxy import Upstream, open_session
+from sidecar.http.resource_check import ResourceRuntime
 from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import ClientsSettings, ConfigError, Settings
 
@@ -88,7 +88,7 @@ class ClientResources:
 
     fetcher: AiohttpFetcher
     jwks: CachingJwksSource
-    secrets: SecretVerifier
+    secrets: CachingSecretVerifier
 
     @classmethod
     def open(cls, settings: ClientsSettings, clock: Clock) -> ClientResources:
@@ -97,7 +97,7 @@ class ClientResources:
         jwks = CachingJwksSource(fetcher, clock, ttl_seconds=settings.jwks_cache_ttl_seconds,
                                  min_refetch_seconds=settings.jwks_min_refetch_seconds,
                                  stale_if_error_seconds=settings.jwks_stale_if_error_seconds)
-        secrets = SecretVerifier(cache_size=settings.secret_cache_size,
+        secrets = CachingSecretVerifier(cache_size=settings.secret_cache_size,
                                  max_concurrent_hashes=settings.max_concurrent_hash_checks)
         return cls(fetcher, jwks, secrets)
 

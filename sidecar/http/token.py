@@ -15,14 +15,16 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar import errors
-from sidecar.core.attestation import AttestationPolicy, challenge_endpoint
-from sidecar.core.attestation import response_headers as attestation_headers
+from sidecar.core.attestation.challenges import challenge_endpoint
+from sidecar.core.attestation.challenges import response_headers as attestation_headers
+from sidecar.core.attestation.config import AttestationPolicy
+from sidecar.core.clients.model import Registry
 from sidecar.core.decide import decide
 from sidecar.core.metadata import is_metadata_path
 from sidecar.core.par import decide_par
 from sidecar.core.query import check_query
-from sidecar.core.registry import Registry
 from sidecar.core.steps import StepContext
+from sidecar.core.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
 from sidecar.core.upstream_answer import AnswerEdit, review_answer
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
@@ -33,7 +35,6 @@ from sidecar.http.parse import check_cert_headers, read_token_request
 from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
-from sidecar.http.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
 from sidecar.logs import FIELDS_ATTRIBUTE, log_fields
 from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
 
@@ -67,7 +68,7 @@ def is_cors_preflight(request: web.BaseRequest) -> bool:
 
 @web.middleware
 async def checked_target(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request's target is read first (sidecar/http/target.py), before anything is
+    """Every request's target is read first (sidecar/core/target.py), before anything is
     checked or a single-use value spent. A middleware: the router cannot route '*' or
     'host:port' targets to `dispatch`."""
     target = read_target(request.raw_path)

@@ -20,20 +20,22 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.http_fetch import AiohttpFetcher
-from sidecar.core.client_auth import JWT_BEARER_ASSERTION, extract_client_credentials
-from sidecar.core.client_authn import AuthenticatedClient, ClientAuthPolicy, authenticate
-from sidecar.core.jwks import CachingJwksSource, FetchError
+from sidecar.adapters.jwks import CachingJwksSource
+from sidecar.core.client_authentication.methods import authenticate
+from sidecar.core.client_authentication.policy import AuthenticatedClient, ClientAuthPolicy
+from sidecar.core.clients.loading import registry_from_mapping
+from sidecar.core.credentials import JWT_BEARER_ASSERTION, extract_client_credentials
 from sidecar.core.jwt_bearer import (
     JwtBearerAssertion,
     JwtBearerPolicy,
     load_issuers,
     verify_jwt_bearer,
 )
-from sidecar.core.registry import registry_from_mapping
-from sidecar.core.secrets import SecretVerifier
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
+from sidecar.ports import FetchError
 from tests.support.fakes import FakeClock
 from tests.support.servers import free_port, start_app
 
@@ -219,7 +221,7 @@ async def test_private_key_jwt_follows_a_rotating_jwks_uri(key_server: KeyServer
         "client_id": "rotating", "token_endpoint_auth_method": "private_key_jwt",
         "jwks_uri": key_server.url + "/jwks"}]}, tmp_path)
     source = CachingJwksSource(fetcher, clock)
-    secrets = SecretVerifier()
+    secrets = CachingSecretVerifier()
     policy = ClientAuthPolicy(ISSUER, ENDPOINT)
 
     async def attempt() -> object:

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sidecar.adapters.http_fetch import AiohttpFetcher
+from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.adapters.jwt_source import (
     METADATA_PATH,
     JwtAccessTokenSource,
     MetadataJwksUri,
     jwt_source,
 )
-from sidecar.core.jose.key_sets import CachingJwksSource
 from sidecar.core.resource.jwt_access_token import AccessTokenRules
 from sidecar.ports import InvalidTokenError, SourceUnavailableError
 from tests.conftest import make_settings

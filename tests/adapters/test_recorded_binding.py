@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sidecar.adapters.recorded_binding import RecordedBindingSource
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from sidecar.core.access_binding import ACCESS_BINDING
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.ports import StoreError, SystemClock

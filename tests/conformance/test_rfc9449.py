@@ -26,13 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.core import jwk as jwk_module
 from sidecar.core.dpop import (
     DpopPolicy,
     DpopProof,
     normalize_htu_targets,
     validate_proof,
 )
+from sidecar.core.jose import keys as jose_keys
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError
 from sidecar.settings import DpopSettings
@@ -518,7 +518,7 @@ def test_accepts(case: Case) -> None:
     assert isinstance(result, DpopProof), result
     payload = json.loads(base64.urlsafe_b64decode(case.values[0].split(".")[1] + "==="))
     header = json.loads(base64.urlsafe_b64decode(case.values[0].split(".")[0] + "==="))
-    expected_jkt = case.jkt or jwk_module.thumbprint(header["jwk"])
+    expected_jkt = case.jkt or jose_keys.thumbprint(header["jwk"])
     assert result.jkt == expected_jkt
     assert result.jti == payload["jti"]
     assert result.iat == int(payload["iat"])
@@ -563,7 +563,7 @@ def test_at_least_fifty_cases() -> None:
 
 
 def test_rfc_thumbprint_vector() -> None:
-    assert jwk_module.thumbprint(RFC_JWK) == RFC_JKT  # §6.1
+    assert jose_keys.thumbprint(RFC_JWK) == RFC_JKT  # §6.1
 
 
 def test_rfc_examples_share_a_jti_and_the_ttl_is_the_window() -> None:

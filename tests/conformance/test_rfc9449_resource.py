@@ -25,7 +25,7 @@ import trustme
 from cryptography.hazmat.primitives.asymmetric import ec
 from multidict import CIMultiDict
 
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from tests.conftest import TOKEN_URL_PUBLIC, SidecarFactory
 from tests.http.test_certificates import nginx_escaped, s256
 from tests.support.dpop import DpopKey, Ed25519DpopKey

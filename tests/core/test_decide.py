@@ -15,7 +15,7 @@ import pytest
 
 from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.decide import STEPS, decide, read_presented
-from sidecar.core.jwk import thumbprint
+from sidecar.core.jose.keys import thumbprint
 from sidecar.core.steps import Facts, Presented, run_steps
 from sidecar.model import Action, Respond
 from tests.support.pipeline import (

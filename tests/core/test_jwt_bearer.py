@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import RSAKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from sidecar.adapters.jwks import CachingJwksSource, StaticJwksSource
 from sidecar.adapters.memory import MemoryStore
-from sidecar.core.jwks import CachingJwksSource, StaticJwksSource
 from sidecar.core.jwt_bearer import (
     JwtBearerAssertion,
     JwtBearerPolicy,

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 from requests_oauth2client import DPoPKey, DPoPToken, OAuth2Client
 
-from sidecar.core.jwk import thumbprint
+from sidecar.core.jose.keys import thumbprint
 from tests.conftest import Sidecar, SidecarFactory
 from tests.support.dot import DotServer
 from tests.support.servers import free_port

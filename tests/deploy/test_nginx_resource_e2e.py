@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from sidecar.http.app import build_app
 from sidecar.http.resource_doors import build_check_app
 from tests.conftest import make_settings

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.runtime import STATE
 from sidecar.logs import FIELDS_ATTRIBUTE

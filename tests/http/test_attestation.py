@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from sidecar.core.jwk import thumbprint
+from sidecar.core.jose.keys import thumbprint
 from tests.conftest import Sidecar, SidecarFactory
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

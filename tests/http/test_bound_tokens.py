@@ -16,7 +16,7 @@ import redis
 import trustme
 
 from sidecar.adapters.memory import MemoryStore
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from sidecar.core.access_binding import ACCESS_BINDING
 from sidecar.ports import SystemClock
 from tests.conftest import TOKEN_URL_PUBLIC, Sidecar, SidecarFactory

@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from sidecar.http.app import build_app
 from sidecar.http.decision_api import ApiKeys, build_api_app, openapi_text
 from tests.conformance.test_rfc9449_resource import (

@@ -12,7 +12,7 @@ import pytest
 import redis
 from multidict import CIMultiDictProxy
 
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from sidecar.ports import store_key
 from tests.conftest import TOKEN_URL_PUBLIC, Sidecar, SidecarFactory
 from tests.support.dpop import DpopKey, Ed25519DpopKey

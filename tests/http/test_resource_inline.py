@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sidecar.adapters.redis import RedisStore
+from sidecar.adapters.redis.store import RedisStore
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.ports import ReplayStore

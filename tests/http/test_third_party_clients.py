@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests_oauth2client as roc
 
-from sidecar.core.jwk import thumbprint
+from sidecar.core.jose.keys import thumbprint
 from tests.conftest import Sidecar, SidecarFactory
 from tests.support.node import npm_package, require_node
 from tests.support.servers import free_port

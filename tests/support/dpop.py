@@ -14,7 +14,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm
 
-from sidecar.core.jwk import thumbprint
+from sidecar.core.jose.keys import thumbprint
 
 
 @dataclass

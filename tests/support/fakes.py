@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sidecar.core.jwks import FetchError
+from sidecar.ports import FetchError
 
 
 class FakeClock:

@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from sidecar.adapters import open_store
-from sidecar.core.client_auth import JWT_BEARER_ASSERTION
+from sidecar.adapters.client_secrets import CachingSecretVerifier
+from sidecar.adapters.jwks import CachingJwksSource
+from sidecar.core.credentials import JWT_BEARER_ASSERTION
 from sidecar.core.form import parse_form
-from sidecar.core.grants import JWT_BEARER
-from sidecar.core.jwks import CachingJwksSource
-from sidecar.core.mtls import ClientCertificate
+from sidecar.core.grants.names import JWT_BEARER
+from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy
-from sidecar.core.secrets import SecretVerifier
 from sidecar.core.steps import ProofFacts, StepContext, burn_replays
 from sidecar.errors import OAuthError
 from sidecar.model import Action, Decision, FormParams, Forward, ReplayCheck, Respond, TokenRequest
@@ -62,7 +62,7 @@ def pipeline_env(settings: Settings, *, clock: Clock,
                              ttl_seconds=clients.jwks_cache_ttl_seconds,
                              min_refetch_seconds=clients.jwks_min_refetch_seconds,
                              stale_if_error_seconds=clients.jwks_stale_if_error_seconds)
-    secrets = SecretVerifier(cache_size=clients.secret_cache_size,
+    secrets = CachingSecretVerifier(cache_size=clients.secret_cache_size,
                              max_concurrent_hashes=clients.max_concurrent_hash_checks)
     if store is None:  # not `store or ...`: an empty MemoryStore is falsy (it has a length)
         store = open_store(settings.store, clock)

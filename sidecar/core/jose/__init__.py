@@ -6,6 +6,6 @@
 - `algorithms`: the algorithm table, signature verification, the cached fast path;
 - `claims`: claim rules (times with leeway, audience, jti), returning reason values.
 
-Nothing here knows an OAuth error: each RFC module (dpop, client_authn, jwt_bearer,
-attestation, grants, client_auth) maps the reasons to its own error codes.
+Nothing here knows an OAuth error: each RFC module (dpop, client_authentication, jwt_bearer,
+attestation, grants, credentials) maps the reasons to its own error codes.
 """

@@ -10,7 +10,9 @@ The fast path. ES256 verification is hand-written over `cryptography`: the JWS s
 `VerifiedHeaders` keeps a header that carries its own key (DPoP's `jwk`) - key object and
 thumbprint included - once a signature made with it has verified, so that the next proof of
 the same client costs one lookup, not a JWK parse. Unsigned or garbage headers never enter
-it. Both are pinned today by the DPoP vectors of `tests/conformance/test_rfc9449.py`.
+it. Both are pinned by tests/core/jose/test_algorithms.py (RFC 7515 Appendix A.3, RFC 9449
+§4.1 and §7.1, signatures made with `cryptography`, and what must not verify) and by the DPoP
+vectors of tests/conformance/test_rfc9449.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 TimeFailure = Literal["missing_exp", "bad_time_claim", "expired", "not_yet_valid",
                       "issued_in_future", "lifetime_too_long"]
@@ -69,6 +69,19 @@ def check_times(claims: Mapping[str, object], now: float, rules: TimeRules) -> T
     return None
 
 
+def time_failure_messages(subject: str) -> dict[str, str]:
+    """A description for each `TimeFailure`, naming the token (`subject`: "assertion",
+    "client_assertion"): the text an error carries, whichever code the caller gives it."""
+    return {
+        "missing_exp": f"The {subject} must have an exp claim.",
+        "bad_time_claim": f"The {subject} exp, nbf or iat is not a number.",
+        "expired": f"The {subject} has expired.",
+        "not_yet_valid": f"The {subject} is not valid yet (nbf).",
+        "issued_in_future": f"The {subject} iat is in the future.",
+        "lifetime_too_long": f"The {subject} lifetime is too long.",
+    }
+
+
 def iat_window(iat: float, now: float, max_age: float, max_future: float) -> WindowFailure | None:
     """A proof's creation time within `[now - max_age, now + max_future]` (RFC 9449 §4.3
     step 11, §11.1; attestation PoP §7.2 rule 6): the window that bounds its replay TTL."""
@@ -89,9 +102,15 @@ def before_nbf(nbf: float, now: float, skew: float) -> bool:
     return now + skew < nbf
 
 
-def valid_jti(value: object, max_length: int) -> bool:
+def valid_jti(value: object, max_length: int) -> TypeGuard[str]:
     """RFC 7519 §4.1.7: a non-empty string; bounded, so that replay keys stay small."""
     return isinstance(value, str) and 0 < len(value) <= max_length
+
+
+def jti_ttl(exp: float, now: float, leeway: float) -> float:
+    """How long an assertion's `jti` is remembered: until the assertion expires, plus the
+    leeway it was accepted with (at least a second): after that, `exp` refuses it."""
+    return max(float(exp) - now + leeway, 1.0)
 
 
 def audience_matches(aud: object, accepted: frozenset[str], *, sole: bool) -> bool:

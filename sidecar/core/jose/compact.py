@@ -7,9 +7,14 @@ error code.
 Two readings of a segment's JSON:
 - strict (`strict_json_object`, `parse_compact_jws`): canonical base64url, no duplicate
   member names, no NaN or Infinity - for every token whose claims the sidecar acts on;
-- lenient (`lenient_json_object`): any base64url, the last duplicate wins - for the shape
-  checks made on tokens the upstream verifies (a jwt-bearer assertion without trusted
-  issuers, the client id a `client_assertion` claims before it is verified).
+- lenient (`lenient_json_object`): any base64url, UTF-8, the last duplicate wins - for the
+  shape checks made on tokens the upstream verifies (a jwt-bearer assertion without trusted
+  issuers);
+- as a JWT library reads it (`library_json_object`): `json.loads` of the bytes, so UTF-16
+  and UTF-32 too, and NaN or Infinity - only to learn the client id a `client_assertion`
+  claims before anything verifies it. The sidecar refused none of those when it only
+  extracted the id, and a registry-less sidecar must not refuse what the upstream (pyjwt,
+  authlib) accepts; a registry's verification reads the same token strictly.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ import base64
 import binascii
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 MAX_JWS_LENGTH: Final = 16384  # an 8192-bit RSA signature and a generous payload
+# For tokens that the sidecar only shapes and forwards: the request body limit bounds them.
+UNBOUNDED: Final = sys.maxsize
 
 # RFC 7515 §7.1: three base64url segments (RFC 7515 §2, no padding), none of them empty.
 COMPACT: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
@@ -107,6 +115,17 @@ def lenient_json_object(segment: str) -> dict[str, object] | None:
     except (binascii.Error, ValueError):
         return None
     return _json_object(raw, _LENIENT_JSON)
+
+
+def library_json_object(segment: str) -> dict[str, object] | None:
+    """A base64url segment that is a JSON object, read as `json.loads` reads bytes (UTF-8,
+    -16 or -32; NaN and Infinity accepted; the last duplicate wins), which is what pyjwt and
+    authlib do; None otherwise. Never act on claims read this way (module docstring)."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def split_compact(token: str, *, allow_unsigned: bool = False,

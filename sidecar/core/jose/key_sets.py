@@ -4,15 +4,12 @@ Used by client assertions (`private_key_jwt`, `client_secret_jwt`; RFC 7523 §3)
 `self_signed_tls_client_auth` (the registered certificates are the JWKS `x5c`, RFC 8705 §2.2)
 and by the jwt-bearer grant (RFC 7523 §3 with trusted issuers).
 
-Three parts:
+Its parts:
 - `parse_jwks`: a JWKS document to `JwkEntry`s. `strict` for what the operator wrote (any
   unusable key is a configuration error), lenient for what is fetched (keys we cannot use,
   e.g. encryption keys, are skipped; a set with none left is an error).
-- `CachingJwksSource`: `jwks_uri` documents behind a bounded, TTL cache. An unknown `kid` (or
-  certificate) causes a refetch, but a URI is never fetched more than once per
-  `min_refetch_seconds` (one minute by default), whatever clients send: an attacker cannot
-  turn made-up `kid`s into traffic towards the key server. The HTTP request itself goes through
-  the `Fetcher` port, so this module needs no HTTP library.
+- `JwkEntry`: one usable key, what a `JwksSource` (sidecar.ports) returns; the source of
+  `jwks_uri` keys, a bounded TTL cache over a `Fetcher`, is `sidecar.adapters.jwks`.
 - `select_keys`, `verify_signature`, `verify_hmac`: the keys of a set a JWS may have been
   signed with, and verifying it with them (the algorithms are `sidecar.core.jose.algorithms`:
   registered algorithms only, key type and curve tied to the algorithm; `none` does not
@@ -21,23 +18,20 @@ Three parts:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from sidecar.core.bounded_cache import BoundedCache
 from sidecar.core.jose.algorithms import ALGORITHMS, hmac_matches
 from sidecar.core.jose.compact import CompactJws
 from sidecar.core.jose.keys import PublicKeyInfo, public_key
-from sidecar.core.mtls import x5t_s256
-from sidecar.ports import Clock
+from sidecar.core.mtls.certificate import x5t_s256
 
 MAX_KEYS: Final = 64  # keys kept from one set; real sets hold 1-5
 MAX_X5C: Final = 10
@@ -48,16 +42,6 @@ ASYMMETRIC_ALGORITHMS: Final = ALGORITHMS
 class JwksError(Exception):
     """A key set could not be read, fetched or used. The message names the problem (never a
     secret); it is for logs and `OAuthError.detail`, not for the client."""
-
-
-class FetchError(Exception):
-    """The `Fetcher` could not get a JSON document (network, status, size, not JSON)."""
-
-
-class Fetcher(Protocol):
-    async def get_json(self, url: str) -> object:
-        """GET `url` and return the parsed JSON body; raise FetchError on any failure."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,126 +155,6 @@ def select_keys(keys: Sequence[JwkEntry], alg: str, kid: str | None) -> list[Jwk
     return [k for k in keys
             if k.key.kty == algorithm.kty and (not algorithm.crv or k.key.crv == algorithm.crv)
             and (k.alg is None or k.alg == alg) and (kid is None or k.kid == kid)]
-
-
-# ---------------------------------------------------------------------------------------
-# The source of `jwks_uri` keys.
-
-
-class JwksSource(Protocol):
-    async def keys_for(self, owner: str, jwks_uri: str, kid: str | None = None, *,
-                       x5t_s256: str | None = None) -> tuple[JwkEntry, ...]:
-        """The keys published at `jwks_uri` (on behalf of `owner`, a client id or issuer,
-        named in errors). When `kid` or a certificate thumbprint is given that the cached set
-        lacks, the set is fetched again, within the rate limit. Raises JwksError."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    keys: tuple[JwkEntry, ...] | None  # the last good set, if any
-    fetched_at: float  # when `keys` was fetched
-    attempted_at: float  # when a fetch was last started, successful or not
-    error: str = ""  # why the last attempt failed, "" when it succeeded
-
-
-class CachingJwksSource:
-    """`JwksSource` over a `Fetcher`: bounded LRU of sets by URI, with a TTL.
-
-    - fresh (younger than `ttl_seconds`) and holding the asked `kid`: served from memory;
-    - otherwise fetched again, unless the URI was fetched (or tried) less than
-      `min_refetch_seconds` ago: then the cached set is served as it is, and a key it lacks
-      stays unknown until the minute is over;
-    - a failed fetch keeps serving the last good set for `stale_if_error_seconds` after its
-      TTL (a key server outage does not lock every client out at once), then fails.
-    One fetch per URI at a time: concurrent requests wait for it rather than start their own.
-    """
-
-    def __init__(self, fetcher: Fetcher, clock: Clock, *, ttl_seconds: float = 300.0,
-                 min_refetch_seconds: float = 60.0, stale_if_error_seconds: float = 3600.0,
-                 max_uris: int = 1024) -> None:
-        self._fetcher = fetcher
-        self._clock = clock
-        self.ttl_seconds = ttl_seconds
-        self.min_refetch_seconds = min_refetch_seconds
-        self.stale_if_error_seconds = stale_if_error_seconds
-        self._cache: BoundedCache[str, _Cached] = BoundedCache(max_uris)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self.fetches = 0  # fetches started, for metrics and tests
-
-    async def keys_for(self, owner: str, jwks_uri: str, kid: str | None = None, *,
-                       x5t_s256: str | None = None) -> tuple[JwkEntry, ...]:
-        cached = self._usable(jwks_uri, kid, x5t_s256)
-        if cached is not None:
-            return cached
-        lock = self._locks.setdefault(jwks_uri, asyncio.Lock())
-        async with lock:
-            # Whoever held the lock may have just fetched: look again before fetching.
-            cached = self._usable(jwks_uri, kid, x5t_s256)
-            if cached is not None:
-                return cached
-            return await self._fetch(owner, jwks_uri)
-
-    def _usable(self, uri: str, kid: str | None,
-                x5t: str | None) -> tuple[JwkEntry, ...] | None:
-        """The cached keys when they may be served without a fetch, else None; raises the
-        remembered error when the last attempt failed too recently to try again."""
-        cached = self._cache.get(uri)
-        if cached is None:
-            return None
-        now = self._clock.now()
-        keys = cached.keys
-        if keys is not None and now < cached.fetched_at + self.ttl_seconds \
-                and _holds(keys, kid, x5t):
-            return keys
-        if now < cached.attempted_at + self.min_refetch_seconds:
-            if keys is not None and self._servable(cached, now):
-                return keys
-            raise JwksError(cached.error or "the JWKS could not be fetched")
-        return None
-
-    def _servable(self, cached: _Cached, now: float) -> bool:
-        limit = self.ttl_seconds + (self.stale_if_error_seconds if cached.error else 0.0)
-        return now < cached.fetched_at + limit
-
-    async def _fetch(self, owner: str, uri: str) -> tuple[JwkEntry, ...]:
-        started = self._clock.now()
-        previous = self._cache.get(uri)
-        self.fetches += 1
-        try:
-            keys = parse_jwks(await self._fetcher.get_json(uri), strict=False)
-        except (FetchError, JwksError) as exc:
-            error = f"jwks_uri of {owner!r}: {exc}"
-            if previous is not None and previous.keys is not None:
-                stale = _Cached(previous.keys, previous.fetched_at, started, error)
-                self._cache.put(uri, stale)
-                if self._servable(stale, started):
-                    return previous.keys
-            else:
-                self._cache.put(uri, _Cached(None, 0.0, started, error))
-            raise JwksError(error) from None
-        self._cache.put(uri, _Cached(keys, started, started))
-        return keys
-
-
-def _holds(keys: Sequence[JwkEntry], kid: str | None, x5t: str | None) -> bool:
-    if kid is not None and not any(k.kid == kid for k in keys):
-        return False
-    return x5t is None or any(k.x5t_s256 == x5t for k in keys)
-
-
-class StaticJwksSource:
-    """A `JwksSource` for when no `jwks_uri` may be fetched (tests, `check-config`)."""
-
-    def __init__(self, sets: Mapping[str, tuple[JwkEntry, ...]] | None = None) -> None:
-        self._sets = dict(sets or {})
-
-    async def keys_for(self, owner: str, jwks_uri: str, kid: str | None = None, *,
-                       x5t_s256: str | None = None) -> tuple[JwkEntry, ...]:
-        keys = self._sets.get(jwks_uri)
-        if keys is None:
-            raise JwksError(f"jwks_uri of {owner!r}: not available")
-        return keys
 
 
 # ---------------------------------------------------------------------------------------

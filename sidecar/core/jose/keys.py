@@ -96,15 +96,18 @@ def thumbprint(jwk: Mapping[str, object]) -> str:
     return b64url_encode(hashlib.sha256(text.encode("utf-8")).digest())
 
 
-_CACHE: BoundedCache[str, PublicKeyInfo] = BoundedCache(4096)
+KeyCache = BoundedCache[str, "PublicKeyInfo"]
+# The process's, for the callers that hand in none (DPoP proofs, key sets, attestations).
+DEFAULT_KEY_CACHE: Final[KeyCache] = BoundedCache(4096)
 
 
-def public_key(jwk: str | Mapping[str, object]) -> PublicKeyInfo | JwkError:
+def public_key(jwk: str | Mapping[str, object], *,
+               cache: KeyCache | None = DEFAULT_KEY_CACHE) -> PublicKeyInfo | JwkError:
     """Turn a public JWK (JSON text or a parsed object) into a key, its thumbprint and type.
 
-    Accepted keys are kept in a bounded cache keyed by the JWK's JSON, so a key seen before
-    costs one lookup. Refusals are not cached: they would only let garbage (or private key
-    material) evict the keys of real clients. Never raises.
+    Accepted keys are kept in `cache` (bounded, keyed by the JWK's JSON; None: no cache), so
+    a key seen before costs one lookup. Refusals are not cached: they would only let garbage
+    (or private key material) evict the keys of real clients. Never raises.
     """
     try:
         if isinstance(jwk, str):
@@ -114,17 +117,14 @@ def public_key(jwk: str | Mapping[str, object]) -> PublicKeyInfo | JwkError:
                                    allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return JwkError("bad_jwk", "The key is not a JSON object.")
-    cached = _CACHE.get(cache_key)
+    cached = cache.get(cache_key) if cache is not None else None
     if cached is not None:
         return cached
     result = _parse(jwk)
-    if isinstance(result, PublicKeyInfo) and len(cache_key) <= MAX_JWK_JSON_LENGTH:
-        _CACHE.put(cache_key, result)
+    if cache is not None and isinstance(result, PublicKeyInfo) \
+            and len(cache_key) <= MAX_JWK_JSON_LENGTH:
+        cache.put(cache_key, result)
     return result
-
-
-def clear_cache() -> None:
-    _CACHE.clear()
 
 
 def _parse(jwk: str | Mapping[str, object]) -> PublicKeyInfo | JwkError:

@@ -14,7 +14,7 @@ from typing import Final
 
 from sidecar import errors
 from sidecar.core.dpop import DpopProof
-from sidecar.core.mtls import ClientCertificate
+from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.resource.request import Scheme
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.errors import OAuthError

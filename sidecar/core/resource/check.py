@@ -27,7 +27,8 @@ from typing import Final
 from sidecar import errors
 from sidecar.core.dpop import DpopProof, validate_proof
 from sidecar.core.htu import normalize_htu
-from sidecar.core.mtls import ClientCertificate, parse_client_certificate
+from sidecar.core.mtls.certificate import ClientCertificate
+from sidecar.core.mtls.parse import parse_client_certificate
 from sidecar.core.resource.binding import check_binding, check_scope
 from sidecar.core.resource.challenge import challenged
 from sidecar.core.resource.policy import ResourcePolicy

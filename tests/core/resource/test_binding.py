@@ -6,7 +6,8 @@ from __future__ import annotations
 import trustme
 
 from sidecar.core.dpop import DpopProof
-from sidecar.core.mtls import ClientCertificate, parse_client_certificate
+from sidecar.core.mtls.certificate import ClientCertificate
+from sidecar.core.mtls.parse import parse_client_certificate
 from sidecar.core.resource import binding
 from sidecar.core.resource.binding import check_binding, check_scope
 from sidecar.core.resource.request import Scheme

@@ -1,0 +1,287 @@
+"""How a burst of store commands reaches Redis: coalesced pipelines and timeouts that measure
+Redis, not the event loop.
+
+* `Coalescer`: the commands issued within one event-loop iteration go to Redis as one
+  non-transactional redis-py pipeline, so a burst of 500 requests costs a few round trips
+  over a few warm connections instead of one connection each. Every command keeps its own
+  answer: a `SET NX PX` is as atomic in a pipeline as alone, and an error reply (`WRONGTYPE`,
+  `OOM`, `READONLY`) fails only the command it answers. At most `max_batches` pipelines are in
+  flight; commands issued meanwhile wait for the next one (the wait is bounded by the
+  pipelines in flight, each bounded by the command timeout).
+* On a Cluster a batch is split by the master that owns each key's slot, one pipeline per
+  master, so that a master that fails or hangs fails only the commands of its slots.
+* `LoopFairReads`: redis-py bounds each read with an asyncio timer started when the command
+  is sent. On a loop busy with other requests the timer fires late, together with the
+  reply that arrived long before it, and redis-py's timer wins: a Redis that answered in 1 ms
+  is timed out. Here a timer that expires first looks at the socket: when reply bytes are
+  waiting (in the stream's buffer or on the socket), Redis has answered and the loop was
+  late, so the wait goes on; when nothing came, the read times out as before. A Redis that
+  hangs still times out after the command timeout (plus whatever the loop was late).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import select
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Adds one command to a redis-py pipeline (`lambda pipe: pipe.set(key, ...)`).
+Queue = Callable[[Any], object]
+
+
+# ---------------------------------------------------------------------------------------
+# Timeouts that measure Redis
+
+
+@contextlib.asynccontextmanager
+async def redis_deadline(seconds: float, answered: Callable[[], bool]) -> AsyncIterator[None]:
+    """Cancel the body after `seconds` unless `answered()` says the reply is already there,
+    in which case wait another `seconds` (the loop is behind, not Redis). Raises
+    TimeoutError when it cancels."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+    handle: asyncio.TimerHandle
+
+    def check() -> None:
+        nonlocal handle, expired
+        if answered():
+            handle = loop.call_later(seconds, check)
+        else:
+            expired = True
+            task.cancel()
+
+    handle = loop.call_later(seconds, check)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if expired and task.uncancel() == 0:
+            raise TimeoutError from None
+        raise
+    finally:
+        handle.cancel()
+
+
+class LoopFairReads(Connection):  # mixed into each connection class redis-py uses below
+    """A redis-py connection whose read timeout is `redis_deadline` (module docstring)."""
+
+    async def read_response(self, disable_decoding: bool = False,
+                            timeout: float | None = None, *,
+                            # float | None: as typed by redis-py's Sentinel connection.
+                            disconnect_on_error: float | None = True,
+                            push_request: bool | None = False) -> Any:
+        if timeout is not None or not self.socket_timeout:
+            return await super().read_response(
+                disable_decoding, timeout, disconnect_on_error=bool(disconnect_on_error),
+                push_request=push_request)
+        try:
+            async with redis_deadline(self.socket_timeout, self._reply_waiting):
+                # math.inf: redis-py's own timer off, the deadline above instead.
+                return await super().read_response(
+                    disable_decoding, float("inf"),
+                    disconnect_on_error=bool(disconnect_on_error),
+                    push_request=push_request)
+        except TimeoutError:
+            if disconnect_on_error:
+                await self.disconnect(nowait=True)
+            raise RedisTimeoutError(f"Timeout reading from {self._host_error()}") from None
+
+    def _reply_waiting(self) -> bool:
+        """Bytes from the server are read but not parsed yet, or wait on the socket."""
+        reader, writer = self._reader, self._writer
+        if reader is None or writer is None:
+            return False
+        if reader.at_eof() or getattr(reader, "_buffer", None):
+            return True
+        sock = writer.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
+
+
+class FairConnection(LoopFairReads, Connection):
+    pass
+
+
+class FairSSLConnection(LoopFairReads, SSLConnection):
+    pass
+
+
+class FairSentinelConnection(LoopFairReads, SentinelManagedConnection):
+    pass
+
+
+class FairSentinelSSLConnection(LoopFairReads, SentinelManagedSSLConnection):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# Coalescing
+
+
+@dataclass(slots=True)
+class Queued:
+    """One caller's command: its key (for Cluster routing), how to queue it, its answer."""
+
+    key: str
+    queue: Queue
+    answer: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def settle(self, result: Any) -> None:
+        if self.answer.done():  # the caller went away (cancelled)
+            return
+        if isinstance(result, BaseException):
+            self.answer.set_exception(result)
+        else:
+            self.answer.set_result(result)
+
+
+Run = Callable[[list[Queued]], Awaitable[None]]
+
+
+class Coalescer:
+    """Commands submitted within one loop iteration run as one batch (`run(batch)`, which
+    settles every command); at most `max_batches` batches at once."""
+
+    def __init__(self, run: Run, max_batches: int) -> None:
+        self._run = run
+        self._max_batches = max_batches
+        self._pending: list[Queued] = []
+        self._scheduled = False
+        self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running or self._pending)
+
+    async def submit(self, key: str, queue: Queue) -> Any:
+        """The answer to the command, or the exception Redis (or the batch) raised for it."""
+        call = Queued(key, queue)
+        self._pending.append(call)
+        self._schedule()
+        return await call.answer
+
+    def _schedule(self) -> None:
+        if not self._scheduled and self._pending and len(self._running) < self._max_batches:
+            self._scheduled = True
+            # call_soon: the flush runs after the callbacks already queued in this
+            # iteration, so the commands they issue join the same batch.
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending or len(self._running) >= self._max_batches:
+            return
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._execute(batch))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    async def _execute(self, batch: list[Queued]) -> None:
+        try:
+            await self._run(batch)
+        except BaseException as exc:
+            for call in batch:
+                call.settle(exc if isinstance(exc, Exception) else RedisConnectionError(
+                    "the store was closed"))
+            if not isinstance(exc, Exception):
+                raise
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._schedule()
+
+    async def aclose(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        for call in self._pending:
+            call.settle(RedisConnectionError("the store was closed"))
+        self._pending = []
+
+
+# ---------------------------------------------------------------------------------------
+# Running a batch
+
+
+async def run_pipeline(client: Redis | RedisCluster, batch: list[Queued]) -> None:
+    """One non-transactional pipeline; each command gets its own reply or error reply. A
+    transport failure (connection lost, timeout) fails every command of the batch: they
+    shared the connection. (redis-py retries a connection error once, on a fresh connection,
+    through the connection's Retry.)"""
+    pipe = client.pipeline(transaction=False)
+    for call in batch:
+        call.queue(pipe)
+    try:
+        results = await pipe.execute(raise_on_error=False)
+    except Exception as exc:
+        for call in batch:
+            call.settle(exc)
+        return
+    for call, result in zip(batch, results, strict=True):
+        call.settle(result)
+
+
+async def run_on_cluster(client: RedisCluster, batch: list[Queued]) -> None:
+    """One pipeline per master (by the slot of each key), run side by side."""
+    try:
+        # A no-op once the slot map is loaded; without a map redis-py would route at random.
+        await client.initialize()
+    except Exception as exc:
+        for call in batch:
+            call.settle(exc)
+        return
+    groups: dict[str, list[Queued]] = {}
+    for call in batch:
+        try:
+            node = client.get_node_from_key(call.key)
+        except Exception as exc:  # SlotNotCoveredError while the map is incomplete
+            call.settle(exc)
+            continue
+        groups.setdefault(node.name if node is not None else "", []).append(call)
+    await asyncio.gather(*(_run_on_one_master(client, group) for group in groups.values()))
+
+
+async def _run_on_one_master(client: RedisCluster, group: list[Queued]) -> None:
+    """A connection error (a master restarted, a failover) is retried once, at once, after
+    the slot map is refreshed; a timeout never is (package docstring of sidecar.adapters.redis).
+    """
+    first = [Queued(call.key, call.queue) for call in group]
+    await run_pipeline(client, first)
+    retry: list[Queued] = []
+    for call, attempt in zip(group, first, strict=True):
+        error = attempt.answer.exception()
+        if isinstance(error, RedisConnectionError) and not isinstance(
+                error, MaxConnectionsError):
+            retry.append(call)
+        else:
+            call.settle(error if error is not None else attempt.answer.result())
+    if not retry:
+        return
+    try:
+        # What redis-py does after a connection error on a single command: mark the slot
+        # map stale and reload it (under the client's lock, once for concurrent failures).
+        client._initialize = True
+        await client.initialize()
+    except Exception as exc:
+        for call in retry:
+            call.settle(exc)
+        return
+    await run_pipeline(client, retry)

@@ -1,0 +1,19 @@
+"""The policy built from the settings (sidecar.core.client_authentication.policy)."""
+
+from __future__ import annotations
+
+from sidecar.core.client_authentication.policy import ClientAuthPolicy
+from sidecar.settings import settings_from_mapping
+from tests.core.client_authentication.support import ENDPOINT, ISSUER
+
+
+def test_policy_from_settings() -> None:
+    settings = settings_from_mapping({
+        "server": {"public_token_endpoint": ENDPOINT},
+        "upstream": {"url": "http://127.0.0.1:9000"},
+        "clients": {"unknown": "forward", "assertion_audiences": "issuer_or_endpoint"},
+    }, {})
+    policy = ClientAuthPolicy.from_settings(settings, leeway_seconds=5)
+    assert (policy.issuer, policy.token_endpoint, policy.unknown) == (ISSUER, ENDPOINT, "forward")
+    assert policy.audiences == frozenset({ISSUER, ENDPOINT}) and policy.leeway_seconds == 5
+    assert "none" not in policy.assertion_algorithms

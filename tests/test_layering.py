@@ -1,0 +1,98 @@
+"""The layers (README "Layout"): the core, the config and the ports reach neither the aiohttp
+shell nor the adapters, directly or through anything they import, and no module of theirs
+imports aiohttp or redis. Read from the source, every import statement (those under
+`TYPE_CHECKING` or inside functions too), so a new import breaks this test before it ships."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "sidecar"
+# The modules that must stay pure, and what none of them may reach.
+PURE = ("sidecar.core", "sidecar.settings", "sidecar.ports", "sidecar.model", "sidecar.errors")
+SHELL = ("sidecar.http", "sidecar.adapters", "sidecar.serve", "sidecar.cli")
+THIRD_PARTY = ("aiohttp", "redis")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+@functools.cache
+def imported(name: str) -> tuple[str, ...]:
+    """Every module `name`'s source imports, relative imports resolved."""
+    return tuple(_imports(name))
+
+
+def _imports(name: str) -> Iterator[str]:
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            yield base
+            # `from sidecar.core import htu` imports the module sidecar.core.htu.
+            yield from (f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES)
+
+
+def reach(start: str) -> dict[str, str]:
+    """Every sidecar module `start` imports, directly or not, with the one that imports it."""
+    seen: dict[str, str] = {start: ""}
+    queue = [start]
+    while queue:
+        current = queue.pop()
+        for target in imported(current):
+            if target in MODULES and target not in seen:
+                seen[target] = current
+                queue.append(target)
+    return seen
+
+
+def chain(seen: dict[str, str], name: str) -> str:
+    links = [name]
+    while seen[links[-1]]:
+        links.append(seen[links[-1]])
+    return " <- ".join(links)
+
+
+PURE_MODULES = [name for name in MODULES if within(name, PURE)]
+
+
+def test_the_walk_sees_the_modules() -> None:
+    assert "sidecar.core.jose.compact" in PURE_MODULES and "sidecar.settings" in PURE_MODULES
+    assert "sidecar.core.target" in reach("sidecar.settings")  # a known import, followed
+    assert "sidecar.http.runtime" in reach("sidecar.http.token")
+
+
+@pytest.mark.parametrize("name", PURE_MODULES)
+def test_pure_modules_reach_neither_the_shell_nor_the_adapters(name: str) -> None:
+    seen = reach(name)
+    bad = [chain(seen, m) for m in seen if within(m, SHELL)]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", PURE_MODULES)
+def test_pure_modules_import_neither_aiohttp_nor_redis(name: str) -> None:
+    seen = reach(name)
+    bad = [f"{module} imports {target} ({chain(seen, module)})" for module in seen
+           for target in imported(module) if within(target, THIRD_PARTY)]
+    assert not bad, "\n".join(bad)
