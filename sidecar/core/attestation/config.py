@@ -33,7 +33,6 @@ ATTESTER_KEYS: Final = frozenset({"issuer", "jwks", "jwks_file", "jwks_uri", "cl
 DEFAULT_ALGORITHMS: Final = ("ES256", "EdDSA", "Ed25519", "PS256", "RS256")
 
 
-
 @dataclass(frozen=True, slots=True)
 class Attester:
     issuer: str
