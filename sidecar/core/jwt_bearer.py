@@ -196,12 +196,7 @@ def _issuer(reader: TableReader) -> TrustedIssuer | None:
     if reader.has("jwks") or reader.has("jwks_file"):
         jwks = reader.jwks()
     jwks_uri = reader.http_url("jwks_uri")
-    algorithms = reader.strings("algorithms")
-    if algorithms is not None:
-        unknown = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
-        if unknown or not algorithms:
-            reader.problem("algorithms", f"unsupported {unknown!r}; allowed: "
-                           f"{', '.join(ASYMMETRIC_ALGORITHMS)}")
+    algorithms = reader.algorithms("algorithms", ASYMMETRIC_ALGORITHMS)
     require_jti = reader.boolean("require_jti")
     if not reader.ok or issuer is None:
         return None

@@ -13,4 +13,3 @@ def test_bounded_cache_evicts_least_recently_used() -> None:
     cache.put("c", 3)
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
     assert len(cache) == 2
-

@@ -20,7 +20,6 @@ DEFAULT_WARM_CONNECTIONS = 8
 DEFAULT_KEEPALIVE_SECONDS = 10.0
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RedisOptions:
     """How to connect, for every deployment (a password is never shown by repr)."""

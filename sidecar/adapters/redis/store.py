@@ -61,7 +61,6 @@ _WARM_UP_ATTEMPTS = 5
 _WARM_UP_PAUSE_SECONDS = 0.1
 
 
-
 class RedisStore:
     """A ReplayStore over one redis-py client: standalone Redis, Sentinel or Cluster.
 

@@ -31,7 +31,6 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-
 @dataclass(frozen=True, slots=True)
 class RedisURL:
     """A parsed `store.url` (the password is never shown by repr)."""

@@ -36,7 +36,6 @@ def _use_challenge(reason: str, description: str, challenges: WindowedHmac,
         .with_headers((CHALLENGE_HEADER, challenges.issue(now)))
 
 
-
 def issue_challenge(policy: AttestationPolicy, now: float) -> str | None:
     return policy.challenges.issue(now) if policy.challenges is not None else None
 

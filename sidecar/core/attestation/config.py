@@ -33,7 +33,6 @@ ATTESTER_KEYS: Final = frozenset({"issuer", "jwks", "jwks_file", "jwks_uri", "cl
 DEFAULT_ALGORITHMS: Final = ("ES256", "EdDSA", "Ed25519", "PS256", "RS256")
 
 
-
 @dataclass(frozen=True, slots=True)
 class Attester:
     issuer: str
@@ -174,12 +173,7 @@ def _attester(reader: TableReader) -> Attester | None:
         reader.problem("clients", "required: the client ids this attester may attest")
     elif clients is not None and (not clients or not all(VSCHAR.fullmatch(c) for c in clients)):
         reader.problem("clients", "expected a non-empty list of client ids (RFC 6749 A.1)")
-    algorithms = reader.strings("algorithms")
-    if algorithms is not None:
-        unknown = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
-        if unknown or not algorithms:
-            reader.problem("algorithms", f"unsupported {unknown!r}; allowed: "
-                           f"{', '.join(ASYMMETRIC_ALGORITHMS)}")
+    algorithms = reader.algorithms("algorithms", ASYMMETRIC_ALGORITHMS)
     if not reader.ok or issuer is None or clients is None:
         return None
     return Attester(issuer=issuer, clients=frozenset(clients), jwks=jwks, jwks_uri=jwks_uri,

@@ -16,7 +16,6 @@ from sidecar.model import ReplayCheck
 Mode = Literal["attest_jwt_client_auth", "attest_jwt_client_auth_dpop"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class AttestedClient:
     """A verified attestation. `replay` is the PoP `jti` still to be burned (None in combined

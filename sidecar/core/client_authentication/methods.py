@@ -92,7 +92,6 @@ def _method_fits(registered: str, presented: str) -> bool:
     return presented == "tls_client_auth" and (registered in TLS_METHODS or registered == "none")
 
 
-
 async def _check_secret(credentials: ClientCredentials, client: Client, secrets: SecretVerifier,
                         refuse: Refusal) -> OAuthError | None:
     candidates = [c for c in credentials.secret_candidates if c and valid_secret_text(c)]

@@ -14,7 +14,6 @@ from cryptography.x509.oid import NameOID
 NormalisedDn = tuple[frozenset[tuple[str, str]], ...]
 
 
-
 # RFC 4514 §3 names, and the other attribute types found in client certificate subjects.
 _ATTRIBUTE_TYPES: Final[Mapping[str, str]] = {
     name: oid.dotted_string for name, oid in {

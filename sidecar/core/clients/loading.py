@@ -66,9 +66,6 @@ _KNOWN_KEYS: Final = frozenset({
 })
 
 
-
-
-
 def load_registry(path: str | Path) -> Registry:
     """Read and check the registry file and every file it names; raise ConfigError."""
     path = Path(path)

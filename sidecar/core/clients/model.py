@@ -17,7 +17,6 @@ from sidecar.core.jose.key_sets import JwkEntry
 DEFAULT_GRANT_TYPES: Final = ("authorization_code",)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Client:
     client_id: str

@@ -15,8 +15,6 @@ from sidecar.core.clients.dn import NormalisedDn, normalise_name, parse_dn
 SubjectKind = Literal["subject_dn", "san_dns", "san_uri", "san_ip", "san_email"]
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class SubjectMatch:
     """The one expected subject of a `tls_client_auth` client, matched on the leaf only."""

@@ -4,7 +4,7 @@ attesters, trusted issuers): each problem named `<prefix>[<i>].<key>`, all of th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -105,6 +105,15 @@ class TableReader:
             self.problem(key, f"expected a list of strings, got {_type_name(value)}")
             return None
         return tuple(value)
+
+    def algorithms(self, key: str, allowed: Collection[str]) -> tuple[str, ...] | None:
+        """A list of JWS algorithm names, each one of `allowed` and at least one."""
+        algorithms = self.strings(key)
+        if algorithms is not None:
+            unknown = [a for a in algorithms if a not in allowed]
+            if unknown or not algorithms:
+                self.problem(key, f"unsupported {unknown!r}; allowed: {', '.join(allowed)}")
+        return algorithms
 
     def json_object(self, key: str) -> str | None:
         """A table, as compact ASCII JSON (safe as a header value)."""

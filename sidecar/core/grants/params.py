@@ -33,8 +33,6 @@ def _reject_constant(name: str) -> Any:
 JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-
-
 def single_value(params: FormParams, name: str) -> str | OAuthError | None:
     """The one value of a parameter, None when absent, an error when sent twice."""
     values = params.get_all(name)

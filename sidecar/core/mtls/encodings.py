@@ -14,7 +14,6 @@ MAX_HEADER_CHARS = 64 * 1024
 MAX_CERTIFICATES = 10  # the leaf and the chain together
 
 
-
 PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 PEM_END = "-----END CERTIFICATE-----"
 _PEM_BLOCK = re.compile(re.escape(PEM_BEGIN) + r"(.*?)" + re.escape(PEM_END), re.DOTALL)
@@ -46,7 +45,6 @@ def limit_count(count: int) -> None:
     # one scan and not thousands of base64 and ASN.1 parses.
     if count > MAX_CERTIFICATES:
         raise MalformedError("it holds too many certificates")
-
 
 
 def percent_decode(text: str) -> str:

@@ -30,7 +30,6 @@ _XFCC_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _XFCC_UNQUOTED = re.compile(r"[^;,]*")
 
 
-
 def _url_encoded_pem(text: str) -> list[bytes]:
     """nginx `$ssl_client_escaped_cert` and AWS ALB `X-Amzn-Mtls-Clientcert[-Leaf]`.
 

@@ -28,7 +28,6 @@ _RESULT_CODE = "mtls.bad_certificate_header"
 _BLANKS = " \t\r\n"
 
 
-
 # The same client sends the same certificate on every request (and a proxy in front of many
 # replicas sends the same few): memoise, in a cache the caller may hand in (`cache=None`:
 # none). Results are immutable, so sharing them is safe.

@@ -987,8 +987,6 @@ async def test_cluster_bounds(tls_files: TlsFiles) -> None:
             "127.0.0.1:1", "127.0.0.1:2"]
 
 
-
-
 @pytest.mark.parametrize("url", [
     "redis://127.0.0.1:1/0",
     "rediss://127.0.0.1:1/0",

@@ -168,7 +168,6 @@ class World:
         return proof
 
 
-
 INVALID = "invalid_client_attestation"
 
 

@@ -259,7 +259,6 @@ async def test_an_unauthentic_expired_attestation_gets_no_hint(world: World) -> 
     await world.refused(expired, instance.pop(), code=INVALID, reason="bad_signature")
 
 
-
 async def test_verification_never_raises(world: World) -> None:
     """Whatever arrives, a 4xx error value (here a JWKS source that blows up)."""
 

@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.jwks import CachingJwksSource
@@ -40,6 +39,7 @@ from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.errors import OAuthError
 from sidecar.model import FormParams
 from tests.support.fakes import FakeClock, ScriptedFetcher
+from tests.support.keys import public_jwk
 from tests.support.pipeline import burn_last, pipeline_env, pipeline_settings
 
 ISSUER = "https://as.example.com"
@@ -52,14 +52,6 @@ JWKS_URI = "https://keys.example.com/device.jwks"
 SIGNER_URI = "https://keys.example.com/signer.jwks"
 FAST_ARGON2 = argon2.PasswordHasher(time_cost=5, memory_cost=7168, parallelism=1)
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # slow: made once
-
-
-def public_jwk(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, **extra: Any) -> dict[str, Any]:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        jwk: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(key.public_key()))
-    else:
-        jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
-    return {**jwk, **extra}
 
 
 EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)

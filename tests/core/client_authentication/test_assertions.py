@@ -27,9 +27,9 @@ from tests.core.client_authentication.support import (
     SIGNER_URI,
     World,
     assertion,
-    public_jwk,
     via_assertion,
 )
+from tests.support.keys import public_jwk
 
 
 async def test_client_secret_jwt_signed_by_pyjwt_and_authlib(world: World) -> None:

@@ -43,8 +43,6 @@ def self_signed_jwk() -> dict[str, Any]:
     return {**jwk, "x5c": [base64.b64encode(der).decode()]}
 
 
-
-
 def load(base: Path, text: str) -> Registry:
     path = base / "clients.toml"
     path.write_text(textwrap.dedent(text), encoding="utf-8")

@@ -41,4 +41,3 @@ def test_without_dpop_nonce_required_the_global_setting_applies(tmp_path: Path,
     for own in (True, False):
         registered = replace(client, dpop_nonce_required=own)
         assert dpop_nonce_required(AuthenticatedClient(registered, True, "none"), default) is own
-

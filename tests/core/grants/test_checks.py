@@ -75,7 +75,6 @@ def test_code_verifier_malformed_is_invalid_request(verifier: str) -> None:
             "pkce.code_verifier_syntax")
 
 
-
 @pytest.mark.parametrize("token_type", [*RFC8693_TYPES, DEVICE_SECRET_TYPE])
 def test_token_exchange_token_types(token_type: str) -> None:
     result = ok({"grant_type": TE, "subject_token": "s-token", "subject_token_type": token_type,

@@ -47,7 +47,6 @@ def test_resource_refused(resources: tuple[str, ...], result_code: str) -> None:
             result_code)
 
 
-
 def nested(depth: int) -> str:
     """An array holding one object whose value nests arrays to `depth` levels in all."""
     inner = "1"

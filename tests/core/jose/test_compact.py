@@ -40,7 +40,6 @@ def test_parse_compact_jws_refuses(token: str) -> None:
     assert parse_compact_jws(token) is None
 
 
-
 @pytest.mark.parametrize(("text", "expected"), [
     ("", b""), ("AA", b"\0"), ("AAA", b"\0\0"), ("AAAA", b"\0\0\0"), ("_-8", b"\xff\xef"),
     ("A", None), ("AA==", None), ("A+", None), ("A/", None), ("A A", None), ("é", None),
@@ -48,7 +47,6 @@ def test_parse_compact_jws_refuses(token: str) -> None:
 ])
 def test_b64url_decode_is_strict(text: str, expected: bytes | None) -> None:
     assert b64url_decode(text) == expected
-
 
 
 def _b64(raw: bytes) -> str:

@@ -160,10 +160,8 @@ def test_public_key_is_cached_once_per_key() -> None:
     assert public_key(dict(reversed(list(key.items())))) is first  # keyed by sorted JSON
 
 
-
 def test_ed25519_generated_key_roundtrip() -> None:
     raw = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes_raw()
     info = public_key({"kty": "OKP", "crv": "Ed25519", "x": b64(raw)})
     assert isinstance(info, PublicKeyInfo)
     assert info.key.public_bytes_raw() == raw  # type: ignore[union-attr]
-

@@ -19,4 +19,3 @@ def pki() -> Pki:
         root_der=der_of(root.cert_pem.bytes()),
         other_leaf_der=der_of(other.cert_chain_pems[0].bytes()),
     )
-

@@ -40,7 +40,6 @@ def der_of(pem: bytes) -> bytes:
     return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 
 
-
 # A fixed self-signed P-256 certificate made with `openssl req -x509`, and its x5t#S256
 # computed with openssl, not with the code under test:
 #   openssl x509 -outform DER | openssl dgst -sha256 -binary | openssl base64 -A \

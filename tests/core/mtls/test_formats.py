@@ -74,7 +74,6 @@ def test_nginx_format_also_reads_unescaped_pem(pki: Pki) -> None:
     assert_certificate(parse_client_certificate(pem_of(pki.leaf_der), "nginx"), pki.leaf_der)
 
 
-
 @pytest.mark.parametrize(
     "transform",
     [
