@@ -34,6 +34,7 @@ from tests.support.resource import (
     API_ORIGIN,
     API_PATH,
     API_URL,
+    Answer,
     api_proof,
     ath,
     b64url,
@@ -45,18 +46,6 @@ from tests.support.resource import (
 from tests.support.servers import RecordingUpstream
 
 NONCE_SECRET = "resource-nonce-secret-0123456789abcdef"
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: CIMultiDict[str]
-
-    def challenge(self, scheme: str) -> str:
-        found = [v for v in self.headers.getall("WWW-Authenticate", ())
-                 if v.split(" ", 1)[0] == scheme]
-        assert found, f"no {scheme} challenge in {self.headers.getall('WWW-Authenticate', ())}"
-        return found[0]
 
 
 @dataclass
@@ -306,6 +295,30 @@ CASES = [
 ]
 
 
+async def bind_as_the_case_says(case: Case, ctx: Ctx) -> None:
+    """Record the case's token as the token side would have (or not at all)."""
+    if case.bound == "jkt":
+        await bind(ctx.store, ctx.token, jkt=ctx.key.jkt)
+    elif case.bound == "x5t":
+        await bind(ctx.store, ctx.token, x5t_s256=s256(CLIENT_PEM))
+    elif case.bound == "expired":
+        await bind(ctx.store, ctx.token, jkt=ctx.key.jkt, exp=int(time.time()) - 1)
+
+
+def assert_denial(case: Case, answer: Answer) -> None:
+    """The challenge names the case's error in its scheme; the DPoP one says `algs`
+    (RFC 9449 §7.1); a nonce error comes with a fresh nonce (§9)."""
+    challenge = answer.challenge(case.scheme)
+    if case.error is None:
+        assert "error=" not in challenge
+    else:
+        assert f'error="{case.error}"' in challenge
+    dpop = answer.challenge("DPoP")
+    assert 'algs="' in dpop and "ES256" in dpop
+    if case.error == "use_dpop_nonce":
+        assert len(answer.headers["DPoP-Nonce"]) == 43
+
+
 @pytest.fixture
 async def redis_store(redis_server_session: RedisServer) -> AsyncIterator[RedisStore]:
     store = RedisStore.from_url(redis_server_session.url, f"rfc9449-rs-{uuid.uuid4().hex}:")
@@ -322,12 +335,7 @@ async def test_resource_side_proof_rules(
     resource = resource_settings(upstream.url, nonce_secret_file=str(secret), **case.resource)
     sidecar = await sidecar_factory(replay_store=redis_store, resource=resource)
     ctx = Ctx(client, sidecar.url, redis_store)
-    if case.bound == "jkt":
-        await bind(redis_store, ctx.token, jkt=ctx.key.jkt)
-    elif case.bound == "x5t":
-        await bind(redis_store, ctx.token, x5t_s256=s256(CLIENT_PEM))
-    elif case.bound == "expired":
-        await bind(redis_store, ctx.token, jkt=ctx.key.jkt, exp=int(time.time()) - 1)
+    await bind_as_the_case_says(case, ctx)
     answer = await case.run(ctx)
     assert answer.status == case.status, answer.headers.getall("WWW-Authenticate", ())
     for value in answer.headers.values():
@@ -337,15 +345,7 @@ async def test_resource_side_proof_rules(
         assert reached.headers["Authorization"] == f"Bearer {ctx.token}"
         assert "DPoP" not in reached.headers
         return
-    challenge = answer.challenge(case.scheme)
-    if case.error is None:
-        assert "error=" not in challenge
-    else:
-        assert f'error="{case.error}"' in challenge
-    dpop = answer.challenge("DPoP")
-    assert 'algs="' in dpop and "ES256" in dpop  # RFC 9449 §7.1
-    if case.error == "use_dpop_nonce":
-        assert len(answer.headers["DPoP-Nonce"]) == 43
+    assert_denial(case, answer)
     assert len(upstream.received) == case.reached_before  # nothing refused reached the API
 
 

@@ -31,16 +31,15 @@ from sidecar.http.app import build_app
 from sidecar.http.decision_api import ApiKeys, build_api_app, openapi_text
 from tests.conformance.test_rfc9449_resource import (
     CASES,
-    CLIENT_PEM,
     NONCE_SECRET,
-    Answer,
     Case,
     Ctx,
+    assert_denial,
+    bind_as_the_case_says,
 )
 from tests.conftest import make_settings
-from tests.http.test_certificates import s256
 from tests.support.redis_server import RedisServer
-from tests.support.resource import API_ORIGIN, bind, resource_settings
+from tests.support.resource import API_ORIGIN, Answer, bind, resource_settings
 from tests.support.servers import RecordingUpstream, start_app
 
 API_KEY = "an-api-key-that-is-long-enough-0123456789"
@@ -136,12 +135,7 @@ async def test_a_call_decides_as_the_inline_door(
     api, runners = await _start(upstream, redis_store, tmp_path, **case.resource)
     try:
         ctx = ApiCtx(client, "", redis_store, api=api)
-        if case.bound == "jkt":
-            await bind(redis_store, ctx.token, jkt=ctx.key.jkt)
-        elif case.bound == "x5t":
-            await bind(redis_store, ctx.token, x5t_s256=s256(CLIENT_PEM))
-        elif case.bound == "expired":
-            await bind(redis_store, ctx.token, jkt=ctx.key.jkt, exp=int(time.time()) - 1)
+        await bind_as_the_case_says(case, ctx)
         try:
             answer = await case.run(ctx)
         except NotExpressibleError:
@@ -163,14 +157,7 @@ async def test_a_call_decides_as_the_inline_door(
             assert len(ctx.last_answer["dpopJkt"]) == 43
             assert ctx.last_answer["clientId"] == "app"
         return
-    challenge = answer.challenge(case.scheme)
-    if case.error is None:
-        assert "error=" not in challenge
-    else:
-        assert f'error="{case.error}"' in challenge
-    assert 'algs="' in answer.challenge("DPoP")
-    if case.error == "use_dpop_nonce":
-        assert len(answer.headers["DPoP-Nonce"]) == 43
+    assert_denial(case, answer)
 
 
 async def test_the_resource_side_off_is_404(client: aiohttp.ClientSession,

@@ -23,22 +23,10 @@ from tests.conftest import Sidecar, SidecarFactory, make_settings
 from tests.support.dpop import DpopKey
 from tests.support.jwt_as import ISSUER, JwtAccessTokenServer
 from tests.support.opaque_as import OpaqueTokenServer
-from tests.support.resource import API_PATH, api_proof, bind, resource_settings
+from tests.support.resource import API_PATH, Answer, api_proof, bind, resource_settings
 from tests.support.servers import RecordingUpstream, start_app
 
 RS_ID, RS_SECRET = "api-gateway", "gateway-secret-0123456789"
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: CIMultiDict[str]
-
-    def challenge(self, scheme: str) -> str:
-        found = [v for v in self.headers.getall("WWW-Authenticate", ())
-                 if v.split(" ", 1)[0] == scheme]
-        assert found, f"no {scheme} challenge in {self.headers.getall('WWW-Authenticate', ())}"
-        return found[0]
 
 
 @dataclass

@@ -9,11 +9,13 @@ import hashlib
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from multidict import CIMultiDict
 
 from sidecar.core.access_binding import ACCESS_BINDING, AccessBinding
 from sidecar.ports import ReplayStore
@@ -22,6 +24,21 @@ from tests.support.dpop import DpopKey
 API_ORIGIN = "https://api.example.com"
 API_PATH = "/api/things"
 API_URL = API_ORIGIN + API_PATH
+
+
+@dataclass
+class Answer:
+    """What a client sees of an API call's answer: the status and the headers."""
+
+    status: int
+    headers: CIMultiDict[str]
+
+    def challenge(self, scheme: str) -> str:
+        """The `WWW-Authenticate` challenge of `scheme` (it must be there)."""
+        found = [v for v in self.headers.getall("WWW-Authenticate", ())
+                 if v.split(" ", 1)[0] == scheme]
+        assert found, f"no {scheme} challenge in {self.headers.getall('WWW-Authenticate', ())}"
+        return found[0]
 
 
 def b64url(data: bytes) -> str:
