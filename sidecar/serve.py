@@ -97,7 +97,7 @@ def _api_runner(app: web.Application, settings: Settings) -> list[tuple[web.Base
     if keys is None:
         return []
     api = build_api_app(app, keys, settings.api.max_body_bytes)
-    return [(web.AppRunner(api, access_log=None), settings.server.api_listen)]
+    return [(SidecarRunner(api), settings.server.api_listen)]
 
 
 def _log_serving(settings: Settings) -> None:

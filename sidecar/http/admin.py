@@ -14,10 +14,9 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from sidecar.http.runtime import STATE, SidecarState
+from sidecar.http.runtime import STATE, TOKEN_APP, SidecarState
 from sidecar.ports import StoreError
 
-TOKEN_APP = web.AppKey("token_app", web.Application)
 _STORE_PING_TIMEOUT = 1.0
 
 

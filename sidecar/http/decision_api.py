@@ -35,7 +35,7 @@ from sidecar.core.decision_api.token_call import (
 )
 from sidecar.errors import OAuthError
 from sidecar.http.resource_check import record, run_check
-from sidecar.http.runtime import STATE, SidecarState
+from sidecar.http.runtime import STATE, TOKEN_APP, SidecarState
 from sidecar.http.token import request_id_of
 from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.model import Decision, Respond, Summary
@@ -43,7 +43,6 @@ from sidecar.settings import ConfigError, Settings, read_secret_lines
 
 log = logging.getLogger("token_sidecar.api")
 
-TOKEN_APP: Final = web.AppKey("token_app", web.Application)
 MAX_BODY: Final = web.AppKey("api_max_body_bytes", int)
 OPENAPI_RESOURCE: Final = "decision-api.openapi.json"
 _JSON: Final = "application/json"

@@ -33,13 +33,12 @@ from aiohttp import web
 from sidecar import errors
 from sidecar.core.resource.check import Allowed, Denied, refuse
 from sidecar.core.target import read_target
-from sidecar.http.admin import TOKEN_APP
 from sidecar.http.headers import fold
 from sidecar.http.parse import check_cert_headers
 from sidecar.http.render import error_response
 from sidecar.http.resource import resource_request
 from sidecar.http.resource_check import ResourceRuntime, record, run_check
-from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime
+from sidecar.http.runtime import CONTEXT_PREFIX, STATE, TOKEN_APP, Runtime
 from sidecar.http.token import request_id_of
 
 ENVOY, NGINX, TRAEFIK = "ext_authz", "auth_request", "forward_auth"

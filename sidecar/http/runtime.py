@@ -277,3 +277,6 @@ def forward_rules(settings: Settings) -> ForwardRules:
 
 
 STATE = web.AppKey("state", SidecarState)
+# The token application, held by the applications that serve its state on listeners of their
+# own (the admin port, the resource check listener, the decision API).
+TOKEN_APP = web.AppKey("token_app", web.Application)

@@ -37,7 +37,7 @@ from sidecar.http.connections import (
 )
 from sidecar.http.metrics import Metrics
 from sidecar.http.render import NO_STORE_HEADERS, error_response
-from sidecar.http.runtime import STATE
+from sidecar.http.runtime import STATE, TOKEN_APP
 
 log = logging.getLogger("token_sidecar.http")
 
@@ -188,8 +188,12 @@ class SidecarRunner(web.AppRunner):
         # this behaviour so an aiohttp upgrade that changes it fails loudly.
         server.__class__ = _OAuthErrorServer
         assert isinstance(server, _OAuthErrorServer)
-        if STATE in self.app:  # the token application (not the admin one, not a test's)
-            state = self.app[STATE]
+        # The token application's listener, and those that serve its state on their own
+        # port (the resource check listener, the decision API): each its own table, the same
+        # limits (server.*_timeout_seconds, server.max_connections).
+        token_app = self.app if STATE in self.app else self.app.get(TOKEN_APP)
+        if token_app is not None and STATE in token_app:
+            state = token_app[STATE]
             server.connection_table = ConnectionTable(
                 lambda: ConnectionLimits.from_settings(state.settings.server))
             server.metrics = state.metrics

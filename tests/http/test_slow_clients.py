@@ -20,6 +20,9 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.web_protocol import RequestHandler
 
 from sidecar.http.app import build_admin_app, build_app
+from sidecar.http.decision_api import ApiKeys, build_api_app
+from sidecar.http.resource_doors import build_check_app
+from sidecar.http.server import SidecarRunner
 from tests.conftest import make_settings
 from tests.http.test_admin import samples
 from tests.support.process import SidecarProcess, write_config
@@ -439,3 +442,40 @@ async def test_a_soft_descriptor_limit_is_raised_as_far_as_max_connections_needs
     finally:
         for _, writer in idle:
             writer.close()
+
+
+@pytest.mark.parametrize("door", ["resource check listener", "decision API"])
+async def test_the_other_listeners_close_a_slow_request_head_too(
+        door: str, upstream: RecordingUpstream, client: aiohttp.ClientSession,
+        tmp_path: Path) -> None:
+    """The listeners that serve the token application's state on their own port have the
+    token port's guards: a head trickled past server.header_timeout_seconds is answered 408
+    and closed, and counted."""
+    settings = make_settings(upstream.url, server={"header_timeout_seconds": 0.5}, resource={
+        "enabled": True, "public_origin": "https://api.example.com",
+        "check_listen": "127.0.0.1:1"})
+    app = build_app(settings)
+    token_runner, _ = await start_app(app)
+    admin_runner, admin_url = await start_app(build_admin_app(app))
+    other = build_check_app(app) if door == "resource check listener" else build_api_app(
+        app, ApiKeys(("an-api-key-that-is-long-enough-0123456789",)), 262144)
+    runner = SidecarRunner(other)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /api/auth/token HTTP/1.1\r\nHost: sidecar\r\n")  # never finished
+        await writer.drain()
+        answer = await asyncio.wait_for(read_until_closed(reader), BOUND)
+        writer.close()
+        assert parse_answer(answer)[0] == 408
+        async with client.get(admin_url + "/metrics") as response:
+            found = samples(await response.text())
+        assert found[("token_sidecar_connections_closed_total",
+                      (("reason", "header_timeout"),))] == 1.0
+    finally:
+        await runner.cleanup()
+        await admin_runner.cleanup()
+        await token_runner.cleanup()
