@@ -1,12 +1,13 @@
 """JSON on the hot path (the access-log line, the token answer read and rewritten): orjson,
 with the standard library's output and results kept exactly.
 
-orjson is about ten times cheaper than `json` for these small objects, but differs in a few
-places: it writes non-ASCII text as UTF-8 (`json` escapes it as \\uXXXX), NaN and
-infinities as `null` (`json`: the non-standard `NaN`/`Infinity`) and floats below 1e-4 without
-an exponent (`json`: `1e-05`); it reads integers beyond 64 bits as floats, and refuses some
-input `json` takes (`NaN` literals, lone surrogates, UTF-16). Each of those goes to `json`, so
-callers get what `json` gives; only the cost changes.
+With its checks, this is about three times cheaper than `json` for the access-log line
+(1.7 µs against 4.8 µs on the bench VM) and 1.5 times for a token answer read. orjson
+differs from `json` in a few places: it writes non-ASCII text as UTF-8 (`json` escapes it as
+\\uXXXX), NaN and infinities as `null` (`json`: the non-standard `NaN`/`Infinity`) and floats
+below 1e-4 without an exponent (`json`: `1e-05`); it reads integers beyond 64 bits as floats,
+and refuses some input `json` takes (`NaN` literals, lone surrogates, UTF-16). Each of those
+goes to `json`, so callers get what `json` gives; only the cost changes.
 """
 
 from __future__ import annotations

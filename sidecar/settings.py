@@ -806,7 +806,7 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
     if origin is Literal:  # a mode: a string, checked against the choices by its key's check
         if isinstance(value, str):
             return value, None
-        return None, f"expected a string, got {_type_name(value)}"
+        return None, f"expected str, got {_type_name(value)}"  # as for a str key
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value), None
     if hint is int and isinstance(value, bool):
