@@ -11,8 +11,6 @@ sums them (prometheus-client multiprocess mode).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,7 +25,6 @@ from prometheus_client import (
 )
 
 from sidecar import __version__
-from sidecar.ports import ReplayStore, StoreError
 from sidecar.settings import GRANT_TYPES
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -174,66 +171,16 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class InstrumentedStore:
-    """The store port, timed and counted: round-trip durations, errors, replays refused."""
+    # The store's instruments (sidecar.adapters.instrumented_store.StoreInstruments).
 
-    def __init__(self, store: ReplayStore, metrics: Metrics) -> None:
-        self.inner = store
-        self._metrics = metrics
-        self._evictions_seen = self._evictions()
+    def store_operation(self, operation: str, seconds: float) -> None:
+        self.child(self.store_duration, operation).observe(seconds)
 
-    async def first_use(self, kind: str, value: str, ttl_seconds: float) -> bool:
-        try:
-            first = await self._timed("first_use",
-                                      self.inner.first_use(kind, value, ttl_seconds))
-        finally:
-            self._count_evictions()
-        if not first:
-            self._metrics.child(self._metrics.replays_rejected, kind).inc()
-        return first
+    def store_failed(self, operation: str) -> None:
+        self.child(self.store_errors, operation).inc()
 
-    async def get_binding(self, kind: str, value: str) -> str | None:
-        return await self._timed("get_binding", self.inner.get_binding(kind, value))
+    def replay_refused(self, kind: str) -> None:
+        self.child(self.replays_rejected, kind).inc()
 
-    async def set_binding(self, kind: str, value: str, bound_to: str, ttl_seconds: float) -> None:
-        try:
-            await self._timed("set_binding",
-                              self.inner.set_binding(kind, value, bound_to, ttl_seconds))
-        finally:
-            self._count_evictions()
-
-    def _evictions(self) -> int:
-        # Only the memory store counts evictions of its own (`MemoryStore.evictions`).
-        return int(getattr(self.inner, "evictions", 0))
-
-    def _count_evictions(self) -> None:
-        evictions = self._evictions()
-        if evictions > self._evictions_seen:
-            self._metrics.store_evictions.inc(evictions - self._evictions_seen)
-            self._evictions_seen = evictions
-
-    async def delete_binding(self, kind: str, value: str) -> None:
-        await self._timed("delete_binding", self.inner.delete_binding(kind, value))
-
-    async def ping(self) -> None:
-        await self._timed("ping", self.inner.ping())
-
-    async def warm_up(self) -> None:
-        """Open the store's connections ahead of traffic, for a store that has any (Redis)."""
-        warm_up = getattr(self.inner, "warm_up", None)
-        if warm_up is not None:
-            await warm_up()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
-        started = time.perf_counter()
-        try:
-            return await call
-        except StoreError:
-            self._metrics.child(self._metrics.store_errors, operation).inc()
-            raise
-        finally:
-            self._metrics.child(self._metrics.store_duration, operation).observe(
-                time.perf_counter() - started)
+    def store_evicted(self, count: int) -> None:
+        self.store_evictions.inc(count)

@@ -15,6 +15,7 @@ from aiohttp import web
 from sidecar.adapters import open_store
 from sidecar.adapters.client_secrets import CachingSecretVerifier
 from sidecar.adapters.http_fetch import AiohttpFetcher
+from sidecar.adapters.instrumented_store import InstrumentedStore
 from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.steps import StepContext
@@ -29,7 +30,7 @@ from sidecar.core.target import (
 )
 from sidecar.http.admission import Admission
 from sidecar.http.headers import ForwardRules, HeaderNames
-from sidecar.http.metrics import InstrumentedStore, Metrics
+from sidecar.http.metrics import Metrics
 from sidecar.http.parse import ReadPolicy
 from sidecar.http.proxy import Upstream, open_session
 from sidecar.http.resource_check import ResourceRuntime
