@@ -6,7 +6,7 @@ configuration that cannot serve is refused before it is deployed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,8 +14,10 @@ from sidecar.core.attestation.config import AttestationPolicy
 from sidecar.core.client_authentication.policy import ClientAuthPolicy
 from sidecar.core.clients.loading import load_registry
 from sidecar.core.clients.model import Registry
-from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
+from sidecar.core.dpop.policy import DpopPolicy
+from sidecar.core.htu import normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
+from sidecar.core.mtls.parse import CertificateCache, certificate_cache
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.store_failures import StoreFailurePolicy
@@ -64,6 +66,9 @@ class Policy:
     jwt_bearer: JwtBearerPolicy | None  # None: assertion grants are verified upstream
     attestation: AttestationPolicy | None  # None: attestation headers go to the upstream
     resource: ResourcePolicy | None  # None: no resource side ([resource] enabled = false)
+    # The client certificates parsed so far (`mtls.parse`): the policy's own, built with it.
+    certificates: CertificateCache = field(default_factory=certificate_cache, compare=False,
+                                           repr=False)
 
     @property
     def dpop(self) -> DpopPolicy:

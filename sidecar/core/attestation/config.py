@@ -14,6 +14,7 @@ from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
     JwkEntry,
 )
+from sidecar.core.jose.keys import KeyCache
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.syntax import VSCHAR
 from sidecar.settings import AttestationSettings, ConfigError, read_secret_lines
@@ -57,6 +58,8 @@ class AttestationPolicy:
     max_jti_length: int = 256
     dpop_combined: bool = True
     accept_legacy_client_assertion: bool = False
+    # The instance keys (`cnf.jwk`) parsed so far: the same instance sends the same key.
+    keys: KeyCache = field(default_factory=lambda: KeyCache(4096), compare=False, repr=False)
     _by_client: Mapping[str, tuple[Attester, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -4,12 +4,13 @@ endpoint, the resource nonces, and what an unbound or under-scoped token gets.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from sidecar.core.dpop import DpopPolicy
+from sidecar.core.dpop.policy import DpopPolicy
 from sidecar.core.htu import normalize_htu
+from sidecar.core.mtls.parse import CertificateCache, certificate_cache
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.resource.credentials import ClientCredentials, read_credentials_file
 from sidecar.settings import ConfigError, Settings, read_secret_lines
@@ -31,6 +32,9 @@ class ResourcePolicy:
     # With resource.introspection_url: the resource server's own, read from
     # resource.introspection_credentials_file now, so that check-config reports a bad file.
     introspection_credentials: ClientCredentials | None = None
+    # The client certificates parsed so far (`mtls.parse`): the policy's own, built with it.
+    certificates: CertificateCache = field(default_factory=certificate_cache, compare=False,
+                                           repr=False)
 
     @property
     def algs(self) -> str:

@@ -23,7 +23,9 @@ from sidecar.core.attestation.config import (
 )
 from sidecar.core.attestation.results import AttestedClient
 from sidecar.core.attestation.verification import verify_attestation
-from sidecar.core.dpop import DpopPolicy, DpopProof, validate_proof
+from sidecar.core.dpop.policy import DpopPolicy
+from sidecar.core.dpop.results import DpopProof
+from sidecar.core.dpop.validate import validate_proof
 from sidecar.core.jose.keys import thumbprint
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError
