@@ -74,7 +74,7 @@ def _bad(reason: str) -> OAuthError:
 def _parse(value: str, fmt: str, chain_value: str | None) -> ClientCertificate | OAuthError | None:
     decoders = FORMATS.get(fmt)
     if decoders is None:
-        # settings.py refuses an unknown format at startup; reaching this is a wiring bug,
+        # sidecar.settings refuses an unknown format at startup; reaching this is a wiring bug,
         # which is the sidecar's fault and not the client's.
         return errors.server_error(
             "mtls.unknown_format", "The sidecar is misconfigured.", f"unknown format {fmt!r}"
