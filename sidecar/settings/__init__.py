@@ -45,7 +45,7 @@ from sidecar.settings.keys import (
 )
 from sidecar.settings.loading import load_settings, resolve_paths, settings_from_mapping
 from sidecar.settings.resource import ResourceSettings
-from sidecar.settings.secret_files import read_secret_lines
+from sidecar.settings.secret_files import read_secret_lines, secret_lines
 from sidecar.settings.sections import SECTIONS, Settings
 from sidecar.settings.server import (
     ApiSettings,
@@ -67,5 +67,5 @@ __all__ = [
     "PasswordGrant", "PathMatch", "ResourceSettings", "ServerSettings", "Settings",
     "StoreSettings", "TrustSettings", "UnknownClients", "UpstreamSettings", "UpstreamTokenType",
     "WhenFull", "env_name", "env_variables", "key", "load_settings", "read_secret_lines",
-    "resolve_paths", "settings_from_mapping",
+    "resolve_paths", "secret_lines", "settings_from_mapping",
 ]
