@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from sidecar.core.dpop import DpopPolicy, DpopProof, clear_caches, validate_proof
-from sidecar.core.jose import keys as jose_keys
+from sidecar.core.dpop.policy import DpopPolicy
+from sidecar.core.dpop.results import DpopProof
+from sidecar.core.dpop.validate import validate_proof
 from sidecar.settings import DpopSettings
 
 ENDPOINT = "https://as.example.com/token"
@@ -54,8 +55,8 @@ def main() -> None:
                               nonce_required=False)
 
     def ours_cold() -> object:
-        clear_caches()
-        jose_keys.DEFAULT_KEY_CACHE.clear()
+        policy.headers.clear()
+        policy.keys.clear()
         return ours()
 
     def pyjwt_naive() -> object:

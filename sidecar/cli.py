@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sidecar import __version__
 from sidecar.adapters import check_store
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.clients.loading import load_registry
 from sidecar.core.clients.model import Registry
 from sidecar.core.metadata import enforced_fields
@@ -68,7 +69,7 @@ def _check(config: str | None, registry: str | None) -> int:
         print(f"{config}: configuration is valid")
     if registry is not None:
         try:
-            clients = load_registry(registry)
+            clients = load_registry(registry, LOCAL_FILES)
         except ConfigError as exc:
             _print_problems(registry, exc.problems)
             return EXIT_CONFIG
@@ -88,7 +89,7 @@ def _load(path: str) -> Settings | None:
     """The settings, checked as deeply as serving them would: files read, URLs usable."""
     try:
         settings = load_settings(path)
-        Policy.from_settings(settings)
+        Policy.from_settings(settings, LOCAL_FILES)
         check_store(settings.store)
         api_keys_of(settings)
         return settings
@@ -111,7 +112,7 @@ def _metadata(settings: Settings) -> int:
         print("metadata.augment is off: the upstream's documents pass unchanged",
               file=sys.stderr)
         return 0
-    fields = enforced_fields(settings, Policy.from_settings(settings)).fields()
+    fields = enforced_fields(settings, Policy.from_settings(settings, LOCAL_FILES)).fields()
     print(json.dumps(fields, indent=2))
     return 0
 

@@ -1,5 +1,6 @@
 """The ports the core depends on: a clock, the store, the source of `jwks_uri` keys (and the
-fetcher under it), the client-secret check. Adapters live in `sidecar.adapters`.
+fetcher under it), the client-secret check, the files a configuration names. Adapters live in
+`sidecar.adapters`.
 
 The store holds only four kinds of keys, all with a TTL (README "The store"): DPoP proof `jti`s,
 client-assertion and attestation-PoP `jti`s, refresh- and access-token bindings, attestation
@@ -92,6 +93,17 @@ class SecretVerifier(Protocol):
 
     async def verify(self, client: Client, presented: str) -> bool:
         """True when `presented` is the client's registered secret (or matches its hash)."""
+        ...
+
+
+class ConfigFiles(Protocol):
+    """Reads the files the configuration names (registry, secrets, key files, credentials)
+    when a policy is built (`check-config`, start, reload). The core never opens a file
+    itself (tests/test_layering.py); `sidecar.adapters.config_files` reads the local disk."""
+
+    def read(self, path: str, max_bytes: int | None = None) -> bytes:
+        """The file's bytes: all of them, or at most `max_bytes + 1` (more than `max_bytes`
+        tells the caller the file is too large). Raises OSError like `open()`."""
         ...
 
 

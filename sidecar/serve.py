@@ -26,6 +26,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.policy import Policy
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.decision_api import api_keys_of, build_api_app
@@ -173,7 +174,7 @@ def reload(app: web.Application, config_path: str) -> bool:
     state = app[STATE]
     try:
         settings = load_settings(config_path)
-        policy = Policy.from_settings(settings)
+        policy = Policy.from_settings(settings, LOCAL_FILES)
     except ConfigError as exc:
         state.metrics.config_reloads.labels("refused").inc()
         log.error("configuration reload refused, the previous configuration stays in force: %s",

@@ -1,7 +1,8 @@
 """The layers (README "Layout"): the core, the config and the ports reach neither the aiohttp
 shell nor the adapters, directly or through anything they import, and no module of theirs
-imports aiohttp or redis. Read from the source, every import statement (those under
-`TYPE_CHECKING` or inside functions too), so a new import breaks this test before it ships."""
+imports aiohttp or redis; no module of the core opens a file. Read from the source, every
+import statement (those under `TYPE_CHECKING` or inside functions too), so a new import breaks
+this test before it ships."""
 
 from __future__ import annotations
 
@@ -96,3 +97,49 @@ def test_pure_modules_import_neither_aiohttp_nor_redis(name: str) -> None:
     bad = [f"{module} imports {target} ({chain(seen, module)})" for module in seen
            for target in imported(module) if within(target, THIRD_PARTY)]
     assert not bad, "\n".join(bad)
+
+
+# The core opens no file (README "Layout"): what a configuration names is read through the
+# ConfigFiles port (sidecar.ports, sidecar.adapters.config_files) when a policy is built.
+CORE_MODULES = [name for name in MODULES if within(name, ("sidecar.core",))]
+FILE_MODULES = ("os", "io", "shutil", "tempfile", "glob", "fileinput", "mmap")
+PURE_PATHS = frozenset({"PurePath", "PurePosixPath", "PureWindowsPath"})
+FILE_CALLS = frozenset({"open", "read_text", "read_bytes", "write_text", "write_bytes",
+                        "iterdir", "glob", "rglob", "stat", "lstat", "exists", "is_file",
+                        "is_dir", "unlink", "mkdir", "touch", "load"})
+
+
+def file_access(name: str) -> Iterator[str]:
+    """What in `name`'s source opens, reads or inspects a file, or imports a module for it:
+    `open()`, `Path.read_text()` and the like, `tomllib.load(<file>)`, `os`, concrete `Path`."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if within(alias.name, FILE_MODULES) or alias.name == "pathlib":
+                    yield f"line {node.lineno}: import {alias.name}"
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            if within(node.module, FILE_MODULES):
+                yield f"line {node.lineno}: from {node.module} import ..."
+            elif node.module == "pathlib":
+                concrete = [a.name for a in node.names if a.name not in PURE_PATHS]
+                if concrete:
+                    yield f"line {node.lineno}: from pathlib import {', '.join(concrete)}"
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else \
+                func.attr if isinstance(func, ast.Attribute) else None
+            if called in FILE_CALLS:
+                yield f"line {node.lineno}: {called}(...)"
+
+
+def test_the_file_check_sees_file_access() -> None:
+    assert "sidecar.core.config_files" in CORE_MODULES
+    assert any("read_text(" in found for found in file_access("sidecar.settings.secret_files"))
+    assert any("open(" in found for found in file_access("sidecar.adapters.config_files"))
+
+
+@pytest.mark.parametrize("name", CORE_MODULES)
+def test_the_core_opens_no_file(name: str) -> None:
+    found = list(file_access(name))
+    assert not found, f"{name}: " + "; ".join(found)

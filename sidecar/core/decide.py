@@ -23,7 +23,7 @@ from sidecar.core.binding import check_refresh_binding, refresh_binding
 from sidecar.core.client_authentication.client_policy import check_client_policy, context_headers
 from sidecar.core.client_authentication.methods import authenticate, unidentified_client
 from sidecar.core.credentials import extract_client_credentials
-from sidecar.core.dpop import validate_proof
+from sidecar.core.dpop.validate import validate_proof
 from sidecar.core.grants.names import JWT_BEARER, PRE_AUTHORIZED_CODE, GrantResult
 from sidecar.core.grants.validate import validate_grant
 from sidecar.core.jwt_bearer import verify_jwt_bearer
@@ -59,7 +59,8 @@ def read_presented(request: TokenRequest, env: StepContext) -> Presented | OAuth
 def read_certificate(request: TokenRequest,
                      env: StepContext) -> ClientCertificate | OAuthError | None:
     return parse_client_certificate(
-        request.client_cert_header, env.policy.cert_format, request.client_cert_chain_header)
+        request.client_cert_header, env.policy.cert_format, request.client_cert_chain_header,
+        cache=env.policy.certificates)
 
 
 def identify_client(request: TokenRequest, certificate: ClientCertificate | None,

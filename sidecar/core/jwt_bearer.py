@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, Final
 
 from sidecar import errors
@@ -41,7 +41,7 @@ from sidecar.core.jose.key_sets import (
 )
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
-from sidecar.ports import JwksSource
+from sidecar.ports import ConfigFiles, JwksSource
 from sidecar.settings import Settings
 
 JWT_BEARER_JTI: Final = "jwt_bearer"  # store kind
@@ -177,11 +177,11 @@ async def _signed_by_trusted_issuer(
 # Configuration: [[grants.jwt_bearer.issuers]].
 
 
-def load_issuers(raw: object, base_dir: Path,
+def load_issuers(raw: object, base_dir: PurePath, files: ConfigFiles,
                  prefix: str = "grants.jwt_bearer.issuers") -> tuple[TrustedIssuer, ...]:
     """Build the trusted issuers from the TOML array of tables; raise ConfigError naming
     every problem as `<prefix>[<i>].<key>`. Key files are read now (a reload re-reads them)."""
-    return read_table_array(raw, base_dir, prefix, build=_issuer,
+    return read_table_array(raw, base_dir, files, prefix, build=_issuer,
                             identity=lambda item: item.issuer, identity_key="issuer")
 
 

@@ -1,31 +1,36 @@
 """What the decision steps need from the configuration, built once at start-up.
 
-Building it reads the secret files and normalises URLs, so `check-config` builds it too: a
-configuration that cannot serve is refused before it is deployed.
+Building it reads the files the configuration names (through the `ConfigFiles` port, never
+opening one itself) and normalises URLs, so `check-config` builds it too: a configuration that
+cannot serve is refused before it is deployed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import PurePath
 from urllib.parse import urlsplit
 
 from sidecar.core.attestation.config import AttestationPolicy
 from sidecar.core.client_authentication.policy import ClientAuthPolicy
 from sidecar.core.clients.loading import load_registry
 from sidecar.core.clients.model import Registry
-from sidecar.core.dpop import DpopPolicy, normalize_htu_targets
+from sidecar.core.config_files import read_secrets
+from sidecar.core.config_files import resolve as resolve_path
+from sidecar.core.dpop.policy import DpopPolicy
+from sidecar.core.htu import normalize_htu_targets
 from sidecar.core.jwt_bearer import JwtBearerPolicy, load_issuers
+from sidecar.core.mtls.parse import CertificateCache, certificate_cache
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.store_failures import StoreFailurePolicy
+from sidecar.ports import ConfigFiles
 from sidecar.settings import (
     CertFormat,
     ConfigError,
     GrantsSettings,
     Settings,
     UpstreamTokenType,
-    read_secret_lines,
 )
 
 
@@ -64,6 +69,9 @@ class Policy:
     jwt_bearer: JwtBearerPolicy | None  # None: assertion grants are verified upstream
     attestation: AttestationPolicy | None  # None: attestation headers go to the upstream
     resource: ResourcePolicy | None  # None: no resource side ([resource] enabled = false)
+    # The client certificates parsed so far (`mtls.parse`): the policy's own, built with it.
+    certificates: CertificateCache = field(default_factory=certificate_cache, compare=False,
+                                           repr=False)
 
     @property
     def dpop(self) -> DpopPolicy:
@@ -78,10 +86,11 @@ class Policy:
         return self.proof.nonce_required
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
-        """Raises ConfigError naming the key when a file cannot be read or a URL is unusable."""
+    def from_settings(cls, settings: Settings, files: ConfigFiles) -> Policy:
+        """Raises ConfigError naming the key when a file cannot be read or a URL is unusable.
+        The files the settings name are read through `files`."""
         dpop = settings.dpop
-        nonces = _nonces(settings)
+        nonces = _nonces(settings, files)
         return cls(
             cert_format=settings.trust.client_cert_format,
             grants=settings.grants,
@@ -96,25 +105,25 @@ class Policy:
                 refresh_binding_ttl_seconds=dpop.refresh_binding_ttl_seconds,
                 access_binding_ttl_seconds=settings.bindings.default_ttl_seconds,
                 nonces=nonces),
-            registry=_registry(settings),
+            registry=_registry(settings, files),
             client_auth=_client_auth(settings),
-            jwt_bearer=_jwt_bearer(settings),
-            attestation=_attestation(settings),
-            resource=ResourcePolicy.from_settings(settings) if settings.resource.enabled
+            jwt_bearer=_jwt_bearer(settings, files),
+            attestation=_attestation(settings, files),
+            resource=ResourcePolicy.from_settings(settings, files) if settings.resource.enabled
             else None,
         )
 
 
-def resolve(settings: Settings, path: str) -> Path:
+def resolve(settings: Settings, path: str) -> PurePath:
     """A path from the configuration: relative ones are relative to the config file."""
-    return Path(settings.base_dir) / path
+    return resolve_path(settings.base_dir, path)
 
 
-def _registry(settings: Settings) -> Registry | None:
+def _registry(settings: Settings, files: ConfigFiles) -> Registry | None:
     if not settings.clients.registry_file:
         return None
     try:
-        return load_registry(resolve(settings, settings.clients.registry_file))
+        return load_registry(resolve(settings, settings.clients.registry_file), files)
     except ConfigError as exc:
         raise ConfigError([f"clients.registry_file: {p}" for p in exc.problems]) from exc
 
@@ -129,31 +138,31 @@ def _client_auth(settings: Settings) -> ClientAuthPolicy:
     )
 
 
-def _attestation(settings: Settings) -> AttestationPolicy | None:
+def _attestation(settings: Settings, files: ConfigFiles) -> AttestationPolicy | None:
     if not settings.attestation.enabled:
         return None
     return AttestationPolicy.from_settings(settings.attestation, issuer=settings.issuer,
-                                           base_dir=settings.base_dir)
+                                           base_dir=settings.base_dir, files=files)
 
 
-def _jwt_bearer(settings: Settings) -> JwtBearerPolicy | None:
+def _jwt_bearer(settings: Settings, files: ConfigFiles) -> JwtBearerPolicy | None:
     config = settings.grants.jwt_bearer
     if not config.issuers:
         return None
-    issuers = load_issuers(list(config.issuers), Path(settings.base_dir))
+    issuers = load_issuers(list(config.issuers), PurePath(settings.base_dir), files)
     return JwtBearerPolicy.from_settings(settings, issuers,
                                          leeway_seconds=float(config.leeway_seconds),
                                          max_lifetime_seconds=float(config.max_lifetime_seconds))
 
 
-def _nonces(settings: Settings) -> WindowedHmac | None:
+def _nonces(settings: Settings, files: ConfigFiles) -> WindowedHmac | None:
     dpop = settings.dpop
     if not dpop.nonce_secret_file:
         if dpop.nonce_required:
             raise ConfigError(["dpop.nonce_required: needs dpop.nonce_secret_file"])
         return None
     try:
-        secrets = read_secret_lines(str(resolve(settings, dpop.nonce_secret_file)))
+        secrets = read_secrets(files, resolve(settings, dpop.nonce_secret_file))
     except OSError as exc:
         raise ConfigError([f"dpop.nonce_secret_file: cannot read: {exc.strerror}"]) from exc
     except ConfigError as exc:

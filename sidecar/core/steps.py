@@ -21,7 +21,8 @@ from sidecar.core.attestation.results import AttestedClient
 from sidecar.core.client_authentication.client_policy import dpop_nonce_required
 from sidecar.core.client_authentication.policy import AuthenticatedClient
 from sidecar.core.credentials import ClientCredentials
-from sidecar.core.dpop import DpopProof, validate_proof
+from sidecar.core.dpop.results import DpopProof
+from sidecar.core.dpop.validate import validate_proof
 from sidecar.core.grants.names import GrantResult
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy, ProofPolicy

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.policy import Policy
 from sidecar.http.admin import build_admin_app
 from sidecar.http.admission import Admission
@@ -30,7 +31,7 @@ def build_app(
     metrics = metrics or Metrics(client_id_label=settings.metrics.client_id_label)
     app[STATE] = SidecarState(
         settings=settings,
-        policy=Policy.from_settings(settings),
+        policy=Policy.from_settings(settings, LOCAL_FILES),
         clock=clock or SystemClock(),
         metrics=metrics,
         # Bounds of the process, read once: a reload does not change them.

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from sidecar.adapters import open_store
 from sidecar.adapters.client_secrets import CachingSecretVerifier
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.adapters.instrumented_store import InstrumentedStore
 from sidecar.adapters.jwks import CachingJwksSource
@@ -137,7 +138,7 @@ class SidecarState:
         """Read the client registry again; a registry that does not validate is refused
         with a log line, and the one in force stays."""
         try:
-            policy = Policy.from_settings(self.settings)
+            policy = Policy.from_settings(self.settings, LOCAL_FILES)
         except ConfigError as exc:
             self.metrics.config_reloads.labels("refused").inc()
             log.error("client registry reload refused, the previous registry stays in force: "
@@ -160,7 +161,7 @@ class SidecarState:
                 self.reload_registry()
 
     def _registry_path(self) -> Path:
-        return resolve(self.settings, self.settings.clients.registry_file)
+        return Path(resolve(self.settings, self.settings.clients.registry_file))
 
     def swap(self, settings: Settings, policy: Policy) -> None:
         """Serve `settings` from now on. Resources whose settings did not change are kept;

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from sidecar.adapters.client_secrets import CachingSecretVerifier
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.client_authentication.methods import authenticate
@@ -219,7 +220,7 @@ async def test_private_key_jwt_follows_a_rotating_jwks_uri(key_server: KeyServer
     clock = FakeClock()
     registry = registry_from_mapping({"clients": [{
         "client_id": "rotating", "token_endpoint_auth_method": "private_key_jwt",
-        "jwks_uri": key_server.url + "/jwks"}]}, tmp_path)
+        "jwks_uri": key_server.url + "/jwks"}]}, tmp_path, LOCAL_FILES)
     source = CachingJwksSource(fetcher, clock)
     secrets = CachingSecretVerifier()
     policy = ClientAuthPolicy(ISSUER, ENDPOINT)
@@ -259,7 +260,7 @@ async def test_jwt_bearer_issuer_follows_a_rotating_jwks_uri(key_server: KeyServ
                                                              tmp_path: Path) -> None:
     clock = FakeClock()
     issuers = load_issuers([{"issuer": "https://idp.example.com",
-                             "jwks_uri": key_server.url + "/jwks"}], tmp_path)
+                             "jwks_uri": key_server.url + "/jwks"}], tmp_path, LOCAL_FILES)
     policy = JwtBearerPolicy({i.issuer: i for i in issuers}, frozenset({ISSUER, ENDPOINT}))
     source = CachingJwksSource(fetcher, clock)
 

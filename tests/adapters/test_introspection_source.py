@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.introspection_source import IntrospectionSource, introspection_source
 from sidecar.core.resource.credentials import ClientCredentials, read_credentials_file
 from sidecar.core.resource.policy import ResourcePolicy
@@ -264,7 +265,8 @@ def test_the_secret_is_never_in_a_repr() -> None:
 def test_the_credentials_file(tmp_path: Path) -> None:
     path = tmp_path / "introspection.toml"
     path.write_text('client_id = "rs:api"\nclient_secret = "s3 cr+t/=%"\n')
-    assert read_credentials_file(path, "resource.introspection_credentials_file") == CREDENTIALS
+    read = read_credentials_file(path, "resource.introspection_credentials_file", LOCAL_FILES)
+    assert read == CREDENTIALS
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -279,7 +281,7 @@ def test_a_bad_credentials_file_names_the_key_never_the_secret(
     path = tmp_path / "introspection.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        read_credentials_file(path, "resource.introspection_credentials_file")
+        read_credentials_file(path, "resource.introspection_credentials_file", LOCAL_FILES)
     message = str(caught.value)
     assert problem in message and "resource.introspection_credentials_file" in message
     assert "hunter2" not in message
@@ -287,7 +289,8 @@ def test_a_bad_credentials_file_names_the_key_never_the_secret(
 
 def test_a_missing_credentials_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
-        read_credentials_file(tmp_path / "absent.toml", "resource.introspection_credentials_file")
+        read_credentials_file(tmp_path / "absent.toml", "resource.introspection_credentials_file",
+                              LOCAL_FILES)
 
 
 async def test_built_from_the_resource_settings(tmp_path: Path,
@@ -301,7 +304,7 @@ async def test_built_from_the_resource_settings(tmp_path: Path,
     on = make_settings(upstream.url, resource={
         **resource, "introspection_url": f"{upstream.url}/introspect",
         "introspection_credentials_file": str(credentials), "introspection_cache_seconds": 7})
-    policy = ResourcePolicy.from_settings(on)
+    policy = ResourcePolicy.from_settings(on, LOCAL_FILES)
     assert policy.introspection_credentials == CREDENTIALS
     # The application's own session, a proxy's: it adds no Content-Type of its own.
     async with open_session(off.upstream) as session:
@@ -321,4 +324,4 @@ def test_a_bad_credentials_file_is_a_configuration_problem(tmp_path: Path) -> No
         "check_listen": "127.0.0.1:8181", "introspection_url": "http://127.0.0.1:9/i",
         "introspection_credentials_file": str(credentials)})
     with pytest.raises(ConfigError, match="client_secret must be"):
-        ResourcePolicy.from_settings(settings)
+        ResourcePolicy.from_settings(settings, LOCAL_FILES)

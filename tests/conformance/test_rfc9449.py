@@ -26,12 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.core.dpop import (
-    DpopPolicy,
-    DpopProof,
-    normalize_htu_targets,
-    validate_proof,
-)
+from sidecar.core.dpop.policy import DpopPolicy
+from sidecar.core.dpop.results import DpopProof
+from sidecar.core.dpop.validate import validate_proof
+from sidecar.core.htu import normalize_htu_targets
 from sidecar.core.jose import keys as jose_keys
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError

@@ -9,14 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from sidecar.core import dpop
-from sidecar.core.dpop import (
-    DpopPolicy,
-    DpopProof,
-    normalize_htu_targets,
-    validate_proof,
-)
-from sidecar.core.jose import keys as jose_keys
+from sidecar.core.dpop.claims import access_token_hash
+from sidecar.core.dpop.policy import DpopPolicy
+from sidecar.core.dpop.results import DpopProof
+from sidecar.core.dpop.validate import validate_proof
+from sidecar.core.htu import normalize_htu_targets
+from sidecar.core.jose.algorithms import ALGORITHMS
 from sidecar.errors import OAuthError
 from sidecar.settings import ConfigError, DpopSettings
 from tests.conformance.test_rfc9449 import RFC_POLICY, RFC_RESOURCE, RFC_RESOURCE_PROOF
@@ -67,15 +65,16 @@ def test_normalize_htu_targets() -> None:
 
 
 def test_every_algorithm_is_asymmetric_and_bound_to_a_key_type() -> None:
-    assert set(dpop.ALGORITHMS) == {"ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256",
+    assert set(ALGORITHMS) == {"ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256",
                                     "RS384", "RS512", "PS256", "PS384", "PS512"}
-    for name, algorithm in dpop.ALGORITHMS.items():
+    for name, algorithm in ALGORITHMS.items():
         assert algorithm.kty in ("EC", "OKP", "RSA"), name
 
 
-def test_clear_caches_forgets_parsed_headers_never_a_decision() -> None:
-    """What bench/dpop_micro.py's cold row relies on: after `clear_caches()` the next proof
-    parses its header (and its key) again, and is judged exactly as before."""
+def test_clearing_the_policy_caches_forgets_parsed_headers_never_a_decision() -> None:
+    """What bench/dpop_micro.py's cold row relies on: after clearing the policy's caches
+    (`headers`, `keys`) the next proof parses its header (and its key) again, and is judged
+    exactly as before. The caches are the policy's own: another policy starts empty."""
     endpoint = "https://as.example.com/token"
     policy = DpopPolicy.from_settings(DpopSettings(), endpoint)
     key = DpopKey()
@@ -87,11 +86,14 @@ def test_clear_caches_forgets_parsed_headers_never_a_decision() -> None:
 
     warm = check(key.proof(endpoint, jti="one", iat=now))
     assert isinstance(warm, DpopProof) and warm.jkt == key.jkt
-    dpop.clear_caches()
-    jose_keys.DEFAULT_KEY_CACHE.clear()
+    assert (len(policy.headers), len(policy.keys)) == (1, 1)
+    fresh = DpopPolicy.from_settings(DpopSettings(), endpoint)
+    assert (len(fresh.headers), len(fresh.keys)) == (0, 0) and fresh == policy
+    policy.headers.clear()
+    policy.keys.clear()
     cold = check(key.proof(endpoint, jti="one", iat=now))
     assert cold == warm
-    assert len(jose_keys.DEFAULT_KEY_CACHE) == 1  # the key was parsed again: nothing kept
+    assert len(policy.keys) == 1  # the key was parsed again: nothing kept
     assert isinstance(check(key.proof(endpoint + "/x", iat=now)), OAuthError)  # htu still read
 
 
@@ -102,16 +104,16 @@ RFC_ACCESS_TOKEN = "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"  # §7.1
 
 
 def _resource_check(token: str,
-                    policy: DpopPolicy | None = None) -> dpop.DpopProof | OAuthError:
-    return dpop.validate_proof((RFC_RESOURCE_PROOF,), method="GET",
-                               policy=policy or RFC_POLICY, now=1562262618.0, nonces=None,
-                               nonce_required=False, htu_targets=RFC_RESOURCE,
-                               access_token=token)
+                    policy: DpopPolicy | None = None) -> DpopProof | OAuthError:
+    return validate_proof((RFC_RESOURCE_PROOF,), method="GET",
+                          policy=policy or RFC_POLICY, now=1562262618.0, nonces=None,
+                          nonce_required=False, htu_targets=RFC_RESOURCE,
+                          access_token=token)
 
 
 def test_ath_is_the_hash_of_the_access_token() -> None:
-    assert dpop.access_token_hash(RFC_ACCESS_TOKEN) == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
-    assert isinstance(_resource_check(RFC_ACCESS_TOKEN), dpop.DpopProof)
+    assert access_token_hash(RFC_ACCESS_TOKEN) == "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+    assert isinstance(_resource_check(RFC_ACCESS_TOKEN), DpopProof)
 
 
 def test_ath_of_another_token_is_refused() -> None:
@@ -122,4 +124,4 @@ def test_ath_of_another_token_is_refused() -> None:
 
 def test_dpop_reject_ath_does_not_apply_at_a_resource() -> None:
     assert isinstance(_resource_check(RFC_ACCESS_TOKEN, replace(RFC_POLICY, reject_ath=True)),
-                      dpop.DpopProof)
+                      DpopProof)

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import RSAKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.jwks import CachingJwksSource, StaticJwksSource
 from sidecar.adapters.memory import MemoryStore
 from sidecar.core.jwt_bearer import (
@@ -60,7 +61,7 @@ class Env:
             {"issuer": "https://rsa-idp.example.com", "jwks_file": "rsa.json",
              "algorithms": ["RS256"], "require_jti": False},
             {"issuer": REMOTE_IDP, "jwks_uri": REMOTE_URI},
-        ], tmp_path)
+        ], tmp_path, LOCAL_FILES)
         self.policy = JwtBearerPolicy(issuers={i.issuer: i for i in issuers},
                                       audiences=frozenset({AS_ISSUER, ENDPOINT}))
 
@@ -227,11 +228,11 @@ def test_load_issuers_reads_the_three_key_sources(tmp_path: Path) -> None:
         {"issuer": "https://b", "jwks_file": str(tmp_path / "k.json")},
         {"issuer": "https://c", "jwks_uri": "https://c/jwks", "algorithms": ["ES256"],
          "require_jti": False},
-    ], Path("/"))
+    ], Path("/"), LOCAL_FILES)
     assert [i.issuer for i in issuers] == ["https://a", "https://b", "https://c"]
     assert issuers[0].require_jti and not issuers[2].require_jti
     assert issuers[2].algorithms == frozenset({"ES256"}) and issuers[2].jwks_uri
-    assert load_issuers(None, tmp_path) == ()
+    assert load_issuers(None, tmp_path, LOCAL_FILES) == ()
 
 
 def test_load_issuers_names_every_problem(tmp_path: Path) -> None:
@@ -245,7 +246,7 @@ def test_load_issuers_names_every_problem(tmp_path: Path) -> None:
             {"issuer": "https://d", "jwks_uri": "https://d/jwks"},
             {"issuer": "https://d", "jwks_uri": "https://d/jwks"},
             "not a table",
-        ], tmp_path)
+        ], tmp_path, LOCAL_FILES)
     found = info.value.problems
     expected = [
         "grants.jwt_bearer.issuers[0].issuer: required",
@@ -261,4 +262,4 @@ def test_load_issuers_names_every_problem(tmp_path: Path) -> None:
         assert any(p.startswith(message) for p in found), (message, found)
     assert len(found) == len(expected), found
     with pytest.raises(ConfigError, match="expected an array of tables"):
-        load_issuers({"issuer": "x"}, tmp_path)
+        load_issuers({"issuer": "x"}, tmp_path, LOCAL_FILES)

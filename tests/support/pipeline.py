@@ -24,6 +24,7 @@ from jwt.algorithms import ECAlgorithm
 
 from sidecar.adapters import open_store
 from sidecar.adapters.client_secrets import CachingSecretVerifier
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.core.credentials import JWT_BEARER_ASSERTION
 from sidecar.core.form import parse_form
@@ -66,7 +67,7 @@ def pipeline_env(settings: Settings, *, clock: Clock,
                              max_concurrent_hashes=clients.max_concurrent_hash_checks)
     if store is None:  # not `store or ...`: an empty MemoryStore is falsy (it has a length)
         store = open_store(settings.store, clock)
-    return StepContext(Policy.from_settings(settings), store, clock, jwks, secrets)
+    return StepContext(Policy.from_settings(settings, LOCAL_FILES), store, clock, jwks, secrets)
 
 
 async def burn_last(env: StepContext, *replays: ReplayCheck) -> OAuthError | None:

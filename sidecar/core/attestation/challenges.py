@@ -8,7 +8,7 @@ from typing import Final
 
 from sidecar import errors
 from sidecar.core.attestation.config import CHALLENGE_HEADER, AttestationPolicy
-from sidecar.core.dpop import NONCE_HEADER
+from sidecar.core.dpop.policy import NONCE_HEADER
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError
 

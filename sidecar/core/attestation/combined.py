@@ -5,7 +5,8 @@ from __future__ import annotations
 from sidecar import errors
 from sidecar.core.attestation.config import CHALLENGE_HEADER, AttestationPolicy
 from sidecar.core.attestation.results import KEY_MISMATCH
-from sidecar.core.dpop import NONCE_HEADER, DpopProof
+from sidecar.core.dpop.policy import NONCE_HEADER
+from sidecar.core.dpop.results import DpopProof
 from sidecar.core.jose.keys import PublicKeyInfo
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePath
 from typing import Final
 
 from sidecar.core.clients.tables import TableReader, read_table_array
+from sidecar.core.config_files import read_secrets, resolve
 from sidecar.core.jose.key_sets import (
     ASYMMETRIC_ALGORITHMS,
     JwkEntry,
 )
+from sidecar.core.jose.keys import KeyCache
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.syntax import VSCHAR
-from sidecar.settings import AttestationSettings, ConfigError, read_secret_lines
+from sidecar.ports import ConfigFiles
+from sidecar.settings import AttestationSettings, ConfigError
 
 ATTEST_JWT_CLIENT_AUTH: Final = "attest_jwt_client_auth"
 ATTEST_JWT_CLIENT_AUTH_DPOP: Final = "attest_jwt_client_auth_dpop"
@@ -57,6 +60,8 @@ class AttestationPolicy:
     max_jti_length: int = 256
     dpop_combined: bool = True
     accept_legacy_client_assertion: bool = False
+    # The instance keys (`cnf.jwk`) parsed so far: the same instance sends the same key.
+    keys: KeyCache = field(default_factory=lambda: KeyCache(4096), compare=False, repr=False)
     _by_client: Mapping[str, tuple[Attester, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,18 +73,18 @@ class AttestationPolicy:
 
     @classmethod
     def from_settings(cls, config: AttestationSettings, *, issuer: str,
-                      base_dir: str | Path) -> AttestationPolicy:
+                      base_dir: str | PurePath, files: ConfigFiles) -> AttestationPolicy:
         """Check the section, load the attesters, read the challenge secrets. Raises
         ConfigError naming `attestation.<key>` (or `attestation.attesters[i].<key>`)."""
         problems = _config_problems(config)
         challenges = None
         if config.challenge_secret_file:
             try:
-                challenges = _challenges(config, Path(base_dir))
+                challenges = _challenges(config, PurePath(base_dir), files)
             except ConfigError as exc:
                 problems.extend(exc.problems)
         try:
-            attesters = load_attesters(list(config.attesters), Path(base_dir))
+            attesters = load_attesters(list(config.attesters), PurePath(base_dir), files)
         except ConfigError as exc:
             problems.extend(exc.problems)
             attesters = ()
@@ -132,10 +137,11 @@ def _config_problems(config: AttestationSettings) -> list[str]:
     return problems
 
 
-def _challenges(config: AttestationSettings, base_dir: Path) -> WindowedHmac:
-    path = base_dir / config.challenge_secret_file
+def _challenges(config: AttestationSettings, base_dir: PurePath,
+                files: ConfigFiles) -> WindowedHmac:
+    path = resolve(base_dir, config.challenge_secret_file)
     try:
-        secrets = read_secret_lines(str(path))
+        secrets = read_secrets(files, path)
     except OSError as exc:
         raise ConfigError([f"attestation.challenge_secret_file: cannot read: {exc.strerror}"]) \
             from exc
@@ -149,11 +155,11 @@ def _challenges(config: AttestationSettings, base_dir: Path) -> WindowedHmac:
         raise ConfigError([f"attestation.challenge_secret_file: {exc}"]) from exc
 
 
-def load_attesters(raw: object, base_dir: Path,
+def load_attesters(raw: object, base_dir: PurePath, files: ConfigFiles,
                    prefix: str = "attestation.attesters") -> tuple[Attester, ...]:
     """The trusted attesters of `[[attestation.attesters]]`; key files are read now. Raises
     ConfigError naming every problem as `<prefix>[<i>].<key>`."""
-    return read_table_array(raw, base_dir, prefix, build=_attester,
+    return read_table_array(raw, base_dir, files, prefix, build=_attester,
                             identity=lambda item: item.issuer, identity_key="issuer")
 
 

@@ -38,7 +38,7 @@ from sidecar.core.attestation.results import (
     Mode,
     refused,
 )
-from sidecar.core.dpop import DpopProof
+from sidecar.core.dpop.results import DpopProof
 from sidecar.core.jose.claims import TimeRules, check_times
 from sidecar.core.jose.compact import CompactJws, parse_compact_jws
 from sidecar.core.jose.key_sets import (
@@ -47,7 +47,7 @@ from sidecar.core.jose.key_sets import (
     select_keys,
     verify_signature,
 )
-from sidecar.core.jose.keys import JwkError, public_key
+from sidecar.core.jose.keys import JwkError, KeyCache, public_key
 from sidecar.core.nonces import WindowedHmac
 from sidecar.core.syntax import VSCHAR, clip
 from sidecar.errors import OAuthError
@@ -164,7 +164,7 @@ async def _check_attestation(
     if policy.max_age_seconds and isinstance(iat, int | float) \
             and now - iat > policy.max_age_seconds + policy.leeway_seconds:  # §7.1 rule 6
         return TOO_OLD
-    key = _cnf_key(claims.get("cnf"))
+    key = _cnf_key(claims.get("cnf"), policy.keys)
     if isinstance(key, OAuthError):
         return key
     return subject, attester, key
@@ -193,13 +193,13 @@ async def _signed_by(jws: CompactJws, alg: str, candidates: Sequence[Attester],
     return SIGNATURE.with_detail(f"kid {jws.kid!r}, {len(candidates)} candidate attesters")
 
 
-def _cnf_key(cnf: object) -> JwkEntry | OAuthError:
+def _cnf_key(cnf: object, keys: KeyCache) -> JwkEntry | OAuthError:
     """The instance key, with the `alg` it is restricted to when it names one (RFC 7517
     §4.4), which `select_keys` then holds the PoP to."""
     jwk = cnf.get("jwk") if isinstance(cnf, Mapping) else None
     if not isinstance(jwk, Mapping):
         return CNF
-    key = public_key(jwk)
+    key = public_key(jwk, cache=keys)
     if isinstance(key, JwkError):  # §7.1 rule 5; symmetric keys cannot prove possession either
         return CNF_PRIVATE if key.reason == "private_key" else CNF.with_detail(key.reason)
     alg = jwk.get("alg")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, Final
 
 from cryptography import x509
@@ -16,9 +16,11 @@ from sidecar.core.clients.model import DEFAULT_GRANT_TYPES, Client, Registry
 from sidecar.core.clients.secret_policy import secret_file, secret_hash
 from sidecar.core.clients.subjects import SubjectMatch
 from sidecar.core.clients.tables import TableReader
+from sidecar.core.config_files import file_text
 from sidecar.core.jose.algorithms import HMAC_ALGORITHMS, hmac_key_long_enough
 from sidecar.core.jose.key_sets import ASYMMETRIC_ALGORITHMS
 from sidecar.core.syntax import VSCHAR  # RFC 6749 Appendix A.1: client_id = *VSCHAR
+from sidecar.ports import ConfigFiles
 from sidecar.settings import GRANT_TYPES, ConfigError
 
 AUTH_METHODS: Final = (
@@ -66,19 +68,20 @@ _KNOWN_KEYS: Final = frozenset({
 })
 
 
-def load_registry(path: str | Path) -> Registry:
-    """Read and check the registry file and every file it names; raise ConfigError."""
-    path = Path(path)
+def load_registry(path: str | PurePath, files: ConfigFiles) -> Registry:
+    """Read (through `files`) and check the registry file and every file it names; raise
+    ConfigError."""
+    path = PurePath(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(file_text(files, path))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    return registry_from_mapping(raw, path.parent, source=str(path))
+    return registry_from_mapping(raw, path.parent, files, source=str(path))
 
 
-def registry_from_mapping(raw: Mapping[str, Any], base_dir: Path,
+def registry_from_mapping(raw: Mapping[str, Any], base_dir: PurePath, files: ConfigFiles,
                           source: str = "") -> Registry:
     problems: list[str] = [f"{name}: unknown key (known: clients)"
                            for name in raw if name != "clients"]
@@ -92,7 +95,7 @@ def registry_from_mapping(raw: Mapping[str, Any], base_dir: Path,
         if not isinstance(table, Mapping):
             problems.append(f"{prefix}: expected a table")
             continue
-        client = _client(TableReader(table, prefix, problems, base_dir))
+        client = _client(TableReader(table, prefix, problems, base_dir, files))
         client_id = table.get("client_id")
         if isinstance(client_id, str):
             # Checked even when either table has other problems: all of them are reported.
@@ -203,7 +206,7 @@ def _subject(reader: TableReader, key: str) -> SubjectMatch | None:
 
 
 def _ca_bundle(reader: TableReader) -> dict[str, Any]:
-    data = reader.read_bytes("tls_client_auth_ca_file")
+    data = reader.file_bytes("tls_client_auth_ca_file")
     if data is None:
         return {}
     try:

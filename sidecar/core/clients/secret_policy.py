@@ -23,7 +23,7 @@ ARGON2_MAX_PARALLELISM: Final = 16
 
 
 def secret_file(reader: TableReader) -> dict[str, Any]:
-    data = reader.read_bytes("client_secret_file", MAX_SECRET_FILE_BYTES)
+    data = reader.file_bytes("client_secret_file", MAX_SECRET_FILE_BYTES)
     if data is None:
         return {}
     try:

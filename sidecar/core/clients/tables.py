@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from sidecar.core.config_files import resolve
 from sidecar.core.jose.key_sets import JwkEntry, JwksError, parse_jwks
+from sidecar.ports import ConfigFiles
 from sidecar.settings import ConfigError
 
 T = TypeVar("T")
 
 
-def read_table_array(raw: object, base_dir: Path, prefix: str, *,
+def read_table_array(raw: object, base_dir: PurePath, files: ConfigFiles, prefix: str, *,
                      build: Callable[[TableReader], T | None],
                      identity: Callable[[T], str], identity_key: str) -> tuple[T, ...]:
     """A TOML array of tables (`[[prefix]]`), each built by `build`; raise ConfigError naming
-    every problem as `<prefix>[<i>].<key>`, a repeated identity (`identity_key`) included."""
+    every problem as `<prefix>[<i>].<key>`, a repeated identity (`identity_key`) included.
+    The files the tables name are read through `files`, relative to `base_dir`."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -31,7 +34,7 @@ def read_table_array(raw: object, base_dir: Path, prefix: str, *,
         if not isinstance(table, Mapping):
             problems.append(f"{prefix}[{index}]: expected a table")
             continue
-        item = build(TableReader(table, f"{prefix}[{index}]", problems, base_dir))
+        item = build(TableReader(table, f"{prefix}[{index}]", problems, base_dir, files))
         if item is None:
             continue
         if identity(item) in seen:
@@ -47,11 +50,13 @@ def read_table_array(raw: object, base_dir: Path, prefix: str, *,
 
 class TableReader:
     """Reads typed values out of one TOML table, recording each problem as `<prefix>.<key>`.
-    Every getter returns None (and records why) when the value is absent or unusable."""
+    Every getter returns None (and records why) when the value is absent or unusable. The
+    files it names are read through `files` (the core opens none itself)."""
 
     def __init__(self, table: Mapping[str, Any], prefix: str, problems: list[str],
-                 base_dir: Path) -> None:
+                 base_dir: PurePath, files: ConfigFiles) -> None:
         self.table, self.prefix, self.problems, self.base_dir = table, prefix, problems, base_dir
+        self.files = files
         self._failed = False
 
     @property
@@ -129,20 +134,18 @@ class TableReader:
             self.problem(key, "holds a value JSON cannot express (a date or time?)")
             return None
 
-    def path(self, key: str) -> Path | None:
+    def path(self, key: str) -> PurePath | None:
         value = self.string(key)
         if value is None:
             return None
-        path = Path(value)
-        return path if path.is_absolute() else self.base_dir / path
+        return resolve(self.base_dir, value)  # an absolute value stays as it is
 
-    def read_bytes(self, key: str, max_bytes: int = 1 << 20) -> bytes | None:
+    def file_bytes(self, key: str, max_bytes: int = 1 << 20) -> bytes | None:
         path = self.path(key)
         if path is None:
             return None
         try:
-            with path.open("rb") as handle:
-                data = handle.read(max_bytes + 1)
+            data = self.files.read(str(path), max_bytes)
         except OSError as exc:
             self.problem(key, f"cannot read {str(path)!r}: {exc.strerror}")
             return None
@@ -171,7 +174,7 @@ class TableReader:
                 self.problem(key, f"expected a table or JSON text, got {_type_name(document)}")
                 return ()
         else:
-            data = self.read_bytes(key)
+            data = self.file_bytes(key)
             if data is None:
                 return ()
             document = data.decode("utf-8", "replace")

@@ -96,13 +96,13 @@ def thumbprint(jwk: Mapping[str, object]) -> str:
     return b64url_encode(hashlib.sha256(text.encode("utf-8")).digest())
 
 
+# Owned by whoever parses the same keys again and again (a DPoP policy, an attestation
+# policy) and handed in: no module-level cache.
 KeyCache = BoundedCache[str, "PublicKeyInfo"]
-# The process's, for the callers that hand in none (DPoP proofs, key sets, attestations).
-DEFAULT_KEY_CACHE: Final[KeyCache] = BoundedCache(4096)
 
 
 def public_key(jwk: str | Mapping[str, object], *,
-               cache: KeyCache | None = DEFAULT_KEY_CACHE) -> PublicKeyInfo | JwkError:
+               cache: KeyCache | None = None) -> PublicKeyInfo | JwkError:
     """Turn a public JWK (JSON text or a parsed object) into a key, its thumbprint and type.
 
     Accepted keys are kept in `cache` (bounded, keyed by the JWK's JSON; None: no cache), so

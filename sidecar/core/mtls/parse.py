@@ -29,15 +29,19 @@ _BLANKS = " \t\r\n"
 
 
 # The same client sends the same certificate on every request (and a proxy in front of many
-# replicas sends the same few): memoise, in a cache the caller may hand in (`cache=None`:
-# none). Results are immutable, so sharing them is safe.
+# replicas sends the same few): memoise, in the cache the caller owns and hands in (the
+# policy built at start-up; `cache=None`: none). Results are immutable, so sharing them is safe.
 CertificateCache = BoundedCache[tuple[str, str, str | None], "ClientCertificate | OAuthError"]
-DEFAULT_CERTIFICATE_CACHE: Final[CertificateCache] = BoundedCache(256)
+CERTIFICATE_CACHE_SIZE: Final = 256
+
+
+def certificate_cache() -> CertificateCache:
+    return CertificateCache(CERTIFICATE_CACHE_SIZE)
 
 
 def parse_client_certificate(
     value: str | None, fmt: str, chain_value: str | None = None, *,
-    cache: CertificateCache | None = DEFAULT_CERTIFICATE_CACHE,
+    cache: CertificateCache | None = None,
 ) -> ClientCertificate | OAuthError | None:
     """Parse the proxy's client-certificate header (and its separate chain header, if any).
 
@@ -70,7 +74,7 @@ def _bad(reason: str) -> OAuthError:
 def _parse(value: str, fmt: str, chain_value: str | None) -> ClientCertificate | OAuthError | None:
     decoders = FORMATS.get(fmt)
     if decoders is None:
-        # settings.py refuses an unknown format at startup; reaching this is a wiring bug,
+        # sidecar.settings refuses an unknown format at startup; reaching this is a wiring bug,
         # which is the sidecar's fault and not the client's.
         return errors.server_error(
             "mtls.unknown_format", "The sidecar is misconfigured.", f"unknown format {fmt!r}"

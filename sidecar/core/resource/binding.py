@@ -13,7 +13,7 @@ import hmac
 from typing import Final
 
 from sidecar import errors
-from sidecar.core.dpop import DpopProof
+from sidecar.core.dpop.results import DpopProof
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.resource.request import Scheme
 from sidecar.core.resource.token_facts import TokenFacts

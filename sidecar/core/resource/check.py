@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from sidecar import errors
-from sidecar.core.dpop import DpopProof, validate_proof
+from sidecar.core.dpop.results import DpopProof
+from sidecar.core.dpop.validate import validate_proof
 from sidecar.core.htu import normalize_htu
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.mtls.parse import parse_client_certificate
@@ -122,7 +123,8 @@ def present(request: ResourceRequest, policy: ResourcePolicy, now: float) -> Pre
     if isinstance(credentials, OAuthError):
         return _deny(credentials, None, policy)
     certificate = parse_client_certificate(request.client_cert_header, policy.cert_format,
-                                           request.client_cert_chain_header)
+                                           request.client_cert_chain_header,
+                                           cache=policy.certificates)
     if isinstance(certificate, OAuthError):
         return _deny(certificate, credentials.scheme, policy)
     if credentials.scheme == "Bearer":

@@ -5,7 +5,8 @@ endpoint (RFC 7662 §2.1) with `client_secret_basic` (RFC 6749 §2.3.1).
 `client_secret = "..."`: TOML rather than a `client_id:secret` line, because a client id may
 itself hold a `:` (RFC 6749 Appendix A.1) and a quoted string leaves no doubt about
 surrounding spaces. Read when the configuration is (`check-config`, start, reload), like the
-other secret files; the secret is never in a repr or an error message.
+other secret files, through the `ConfigFiles` port; the secret is never in a repr or an error
+message.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import base64
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 from typing import Final
 from urllib.parse import quote
 
+from sidecar.core.config_files import file_text
+from sidecar.ports import ConfigFiles
 from sidecar.settings import ConfigError
 
 _CREDENTIAL_KEYS: Final = frozenset({"client_id", "client_secret"})
@@ -41,11 +44,11 @@ def _form_encode(text: str) -> str:
     return quote(text, safe="").replace("%20", "+")
 
 
-def read_credentials_file(path: str | Path, key: str) -> ClientCredentials:
+def read_credentials_file(path: str | PurePath, key: str, files: ConfigFiles) -> ClientCredentials:
     """The credentials in the TOML file at `path`; ConfigError naming `key` (the setting) and
     the problem - never the secret - when the file cannot be used."""
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        raw = tomllib.loads(file_text(files, path))
     except OSError as exc:
         raise ConfigError([f"{key}: cannot read {path}: {exc.strerror}"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):

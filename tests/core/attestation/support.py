@@ -15,6 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.adapters.memory import MemoryStore
 from sidecar.core.attestation.config import (
@@ -23,7 +24,9 @@ from sidecar.core.attestation.config import (
 )
 from sidecar.core.attestation.results import AttestedClient
 from sidecar.core.attestation.verification import verify_attestation
-from sidecar.core.dpop import DpopPolicy, DpopProof, validate_proof
+from sidecar.core.dpop.policy import DpopPolicy
+from sidecar.core.dpop.results import DpopProof
+from sidecar.core.dpop.validate import validate_proof
 from sidecar.core.jose.keys import thumbprint
 from sidecar.core.nonces import WindowedHmac
 from sidecar.errors import OAuthError
@@ -119,7 +122,7 @@ class World:
         values: dict[str, Any] = {"enabled": True, "challenge_secret_file": "challenge-secret",
                                   "attesters": self.attesters(), **config}
         return AttestationPolicy.from_settings(AttestationSettings(**values), issuer=AS_ISSUER,
-                                               base_dir=self.tmp_path)
+                                               base_dir=self.tmp_path, files=LOCAL_FILES)
 
     def attestation(self, instance: Instance, *, key: Any = None, kid: str | None = "a1",
                     alg: str | None = None, typ: str | None = "oauth-client-attestation+jwt",

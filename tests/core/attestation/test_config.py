@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.attestation.config import (
     CHALLENGE_PURPOSE,
     load_attesters,
@@ -92,20 +93,20 @@ def test_short_challenge_secret(world: World, tmp_path: Path) -> None:
 ])
 def test_attester_config_errors(tmp_path: Path, table: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_attesters([table], tmp_path)
+        load_attesters([table], tmp_path, LOCAL_FILES)
     assert expected in problems(excinfo)
 
 
 def test_attester_list_errors(tmp_path: Path) -> None:
     good = {"issuer": ATTESTER, "clients": ["a"], "jwks_uri": REMOTE_URI}
     with pytest.raises(ConfigError) as excinfo:
-        load_attesters([good, good, "x"], tmp_path)
+        load_attesters([good, good, "x"], tmp_path, LOCAL_FILES)
     assert problems(excinfo) == (
         f"attestation.attesters[1].issuer: {ATTESTER!r} is listed twice\n"
         "attestation.attesters[2]: expected a table")
     with pytest.raises(ConfigError):
-        load_attesters({"issuer": ATTESTER}, tmp_path)
-    assert load_attesters(None, tmp_path) == ()
+        load_attesters({"issuer": ATTESTER}, tmp_path, LOCAL_FILES)
+    assert load_attesters(None, tmp_path, LOCAL_FILES) == ()
 
 
 def test_private_attester_keys_are_refused(tmp_path: Path) -> None:
@@ -113,5 +114,5 @@ def test_private_attester_keys_are_refused(tmp_path: Path) -> None:
     private = ECAlgorithm.to_jwk(key, as_dict=True)
     with pytest.raises(ConfigError) as excinfo:
         load_attesters([{"issuer": ATTESTER, "clients": ["a"], "jwks": {"keys": [private]}}],
-                       tmp_path)
+                       tmp_path, LOCAL_FILES)
     assert "private" in problems(excinfo)

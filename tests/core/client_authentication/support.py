@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sidecar.adapters.client_secrets import CachingSecretVerifier
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.jwks import CachingJwksSource
 from sidecar.adapters.memory import MemoryStore
 from sidecar.core.client_authentication.methods import authenticate
@@ -222,7 +223,7 @@ def make_world(tmp_path: Path) -> World:
     fetcher.documents[SIGNER_URI] = {"keys": [public_jwk(signer_key, kid="k1")]}
     fetcher.documents[JWKS_URI] = {"keys": [x5c_jwk(device_key, device_cert)]}
     return World(
-        registry=registry_from_mapping(raw, tmp_path), clock=clock,
+        registry=registry_from_mapping(raw, tmp_path, LOCAL_FILES), clock=clock,
         store=MemoryStore(1000, "test:", clock), fetcher=fetcher,
         jwks=CachingJwksSource(fetcher, clock), secrets=CachingSecretVerifier(),
         signer_key=signer_key, rsa_key=rsa_key, pki=pki, device_key=device_key,

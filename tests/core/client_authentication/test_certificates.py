@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.clients.loading import registry_from_mapping
 from sidecar.core.credentials import (
     ClientCredentials,
@@ -96,7 +97,7 @@ async def test_subject_is_matched_on_the_leaf_only(world: World) -> None:
     world.registry = registry_from_mapping({"clients": [{
         "client_id": "pki-x", "token_endpoint_auth_method": "tls_client_auth",
         "tls_client_auth_subject_dn": ca_subject,
-        "tls_client_auth_ca_file": registered.tls_client_auth_ca_file}]}, Path("/"))
+        "tls_client_auth_ca_file": registered.tls_client_auth_ca_file}]}, Path("/"), LOCAL_FILES)
     await world.refused(via_id("pki-x", certificate=True), "client.certificate_subject",
                         presented(leaf, intermediate.certificate))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.client_authentication.client_policy import (
     context_headers,
 )
@@ -92,7 +93,7 @@ async def test_a_new_hash_invalidates_what_was_remembered(world: World, tmp_path
     await world.ok(via_basic("hashed", SECRET))
     world.registry = registry_from_mapping({"clients": [{
         "client_id": "hashed", "token_endpoint_auth_method": "client_secret_basic",
-        "client_secret_hash": FAST_ARGON2.hash("rotated")}]}, tmp_path)
+        "client_secret_hash": FAST_ARGON2.hash("rotated")}]}, tmp_path, LOCAL_FILES)
     await world.refused(via_basic("hashed", SECRET), "client.secret_mismatch")
     await world.ok(via_basic("hashed", "rotated"))
 

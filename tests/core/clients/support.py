@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.clients.loading import load_registry
 from sidecar.core.clients.model import Registry
 from sidecar.settings import ConfigError
@@ -46,7 +47,7 @@ def self_signed_jwk() -> dict[str, Any]:
 def load(base: Path, text: str) -> Registry:
     path = base / "clients.toml"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return load_registry(path)
+    return load_registry(path, LOCAL_FILES)
 
 
 def problems(base: Path, text: str) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 import argon2
 import pytest
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.clients.loading import load_registry, registry_from_mapping
 from sidecar.core.clients.model import DEFAULT_GRANT_TYPES
 from sidecar.settings import ConfigError
@@ -278,7 +279,7 @@ def test_client_secret_jwt_rules(files: Path, table: dict[str, str], message: st
     raw = {"clients": [{"client_id": "x", "token_endpoint_auth_method": "client_secret_jwt",
                         **table}]}
     with pytest.raises(ConfigError) as info:
-        registry_from_mapping(raw, files)
+        registry_from_mapping(raw, files, LOCAL_FILES)
     assert any(message in p for p in info.value.problems), info.value.problems
 
 
@@ -295,7 +296,7 @@ def test_self_signed_needs_registered_certificates(files: Path, table: dict[str,
     raw = {"clients": [{"client_id": "x",
                         "token_endpoint_auth_method": "self_signed_tls_client_auth", **table}]}
     with pytest.raises(ConfigError) as info:
-        registry_from_mapping(raw, files)
+        registry_from_mapping(raw, files, LOCAL_FILES)
     assert any(message in p for p in info.value.problems), info.value.problems
 
 
@@ -323,7 +324,7 @@ def test_secret_file_and_value_problems(files: Path, table: dict[str, Any], mess
     raw = {"clients": [{"client_id": "x", "token_endpoint_auth_method": "client_secret_basic",
                         **table}]}
     with pytest.raises(ConfigError) as info:
-        registry_from_mapping(raw, files)
+        registry_from_mapping(raw, files, LOCAL_FILES)
     assert any(message in p for p in info.value.problems), info.value.problems
 
 
@@ -333,7 +334,7 @@ def test_too_costly_argon2_parameters_are_refused(files: Path) -> None:
     raw = {"clients": [{"client_id": "x", "token_endpoint_auth_method": "client_secret_basic",
                         "client_secret_hash": costly}]}
     with pytest.raises(ConfigError, match="exceed the sidecar's limits"):
-        registry_from_mapping(raw, files)
+        registry_from_mapping(raw, files, LOCAL_FILES)
 
 
 def test_ca_file_without_certificates(files: Path) -> None:
@@ -342,16 +343,16 @@ def test_ca_file_without_certificates(files: Path) -> None:
                         "tls_client_auth_san_dns": "x.example", "tls_client_auth_ca_file":
                         "empty.pem"}]}
     with pytest.raises(ConfigError, match="holds no PEM certificate"):
-        registry_from_mapping(raw, files)
+        registry_from_mapping(raw, files, LOCAL_FILES)
 
 
 def test_file_level_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
-        load_registry(tmp_path / "absent.toml")
+        load_registry(tmp_path / "absent.toml", LOCAL_FILES)
     (tmp_path / "bad.toml").write_text("[[clients]\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
-        load_registry(tmp_path / "bad.toml")
+        load_registry(tmp_path / "bad.toml", LOCAL_FILES)
     with pytest.raises(ConfigError, match=r"clients: expected an array of tables"):
-        registry_from_mapping({"clients": {"client_id": "x"}}, tmp_path)
+        registry_from_mapping({"clients": {"client_id": "x"}}, tmp_path, LOCAL_FILES)
     with pytest.raises(ConfigError, match=r"clients\[0\]: expected a table"):
-        registry_from_mapping({"clients": ["x"]}, tmp_path)
+        registry_from_mapping({"clients": ["x"]}, tmp_path, LOCAL_FILES)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.client_authentication.client_policy import dpop_nonce_required
 from sidecar.core.client_authentication.policy import AuthenticatedClient
 from sidecar.core.clients.loading import registry_from_mapping
@@ -16,7 +17,8 @@ from sidecar.core.clients.model import Client
 
 def bare_client(tmp_path: Path) -> Client:
     registry = registry_from_mapping(
-        {"clients": [{"client_id": "x", "token_endpoint_auth_method": "none"}]}, tmp_path)
+        {"clients": [{"client_id": "x", "token_endpoint_auth_method": "none"}]}, tmp_path,
+        LOCAL_FILES)
     client = registry.get("x")
     assert client is not None
     return client

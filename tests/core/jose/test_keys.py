@@ -10,7 +10,7 @@ import math
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from sidecar.core.jose.keys import JwkError, PublicKeyInfo, public_key, thumbprint
+from sidecar.core.jose.keys import JwkError, KeyCache, PublicKeyInfo, public_key, thumbprint
 
 # RFC 7638 §3.1
 RFC7638_JWK = {
@@ -156,8 +156,10 @@ def test_public_key_unserialisable_mapping() -> None:
 
 def test_public_key_is_cached_once_per_key() -> None:
     key = _ec_jwk(ec.SECP256R1(), "P-256", 32)
-    first = public_key(key)
-    assert public_key(dict(reversed(list(key.items())))) is first  # keyed by sorted JSON
+    cache: KeyCache = KeyCache(8)  # the caller's own: no module-level cache
+    first = public_key(key, cache=cache)
+    assert public_key(dict(reversed(list(key.items()))), cache=cache) is first  # sorted JSON
+    assert len(cache) == 1
 
 
 def test_ed25519_generated_key_roundtrip() -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sidecar.core.bounded_cache import BoundedCache
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.mtls.encodings import MAX_HEADER_CHARS
-from sidecar.core.mtls.parse import CertificateCache, parse_client_certificate
+from sidecar.core.mtls.parse import CertificateCache, certificate_cache, parse_client_certificate
 from sidecar.errors import OAuthError
 from sidecar.settings import CERT_FORMATS
 from tests.core.mtls.support import (
@@ -185,9 +185,10 @@ def test_unforeseen_library_error_is_still_invalid_request(
 
 def test_identical_values_are_memoised(pki: Pki) -> None:
     value = nginx_escaped_cert(pem_of(pki.leaf_der))
-    first = parse_client_certificate(value, "nginx")
-    assert parse_client_certificate(value, "nginx") is first
-    assert parse_client_certificate(value, "pem") is not first  # the format is in the key
+    cache = certificate_cache()  # what a policy owns
+    first = parse_client_certificate(value, "nginx", cache=cache)
+    assert parse_client_certificate(value, "nginx", cache=cache) is first
+    assert parse_client_certificate(value, "pem", cache=cache) is not first  # format in the key
 
 
 def test_a_cache_handed_in_is_the_one_used(pki: Pki) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import trustme
 
-from sidecar.core.dpop import DpopProof
+from sidecar.core.dpop.results import DpopProof
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.mtls.parse import parse_client_certificate
 from sidecar.core.resource import binding

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.resource.check import (
     RESOURCE_DPOP_JTI,
     Allowed,
@@ -33,7 +34,7 @@ def policy(**resource: object) -> ResourcePolicy:
         "server": {"public_token_endpoint": "https://as.example.com/token"},
         "upstream": {"url": "http://127.0.0.1:9000"},
         "resource": resource_settings("http://127.0.0.1:9100", **resource)}
-    return ResourcePolicy.from_settings(settings_from_mapping(raw, {}))
+    return ResourcePolicy.from_settings(settings_from_mapping(raw, {}), LOCAL_FILES)
 
 
 def request(key: DpopKey, *, scheme: str = "DPoP", **claims: object) -> ResourceRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.resource.metadata import METADATA_PATH, protected_resource_metadata
 from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.settings import settings_from_mapping
@@ -12,7 +13,7 @@ def _policy(bearer: str) -> ResourcePolicy:
     return ResourcePolicy.from_settings(settings_from_mapping({
         "server": {"public_token_endpoint": "https://as.example.com/token"},
         "upstream": {"url": "http://127.0.0.1:9000"},
-        "resource": resource_settings("http://127.0.0.1:9100", bearer=bearer)}, {}))
+        "resource": resource_settings("http://127.0.0.1:9100", bearer=bearer)}, {}), LOCAL_FILES)
 
 
 def test_the_document_says_what_the_resource_side_enforces() -> None:
