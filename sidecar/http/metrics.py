@@ -46,6 +46,18 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        self._token_requests(r)
+        self._store(r)
+        self._load(r)
+        self._bindings(r)
+        self._process(r)
+        self._other_doors(r)
+        self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
+        self.build_info.info({"version": __version__})
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _token_requests(self, r: CollectorRegistry) -> None:
+        """Token requests, the upstream's answers, DPoP proofs and replays."""
         request_labels = ["action", "grant_type", "result_code"]
         if self.client_id_label:
             request_labels.append("client_id")
@@ -69,6 +81,9 @@ class Metrics:
             "token_sidecar_replay_checks_skipped",
             "Requests forwarded without a replay check (store down, failure_mode open).",
             registry=r)
+
+    def _store(self, r: CollectorRegistry) -> None:
+        """The store's round trips, failures and evictions."""
         self.store_errors = Counter("token_sidecar_store_errors", "Store operations that failed.",
                                     ["operation"], registry=r)
         self.store_evictions = Counter(
@@ -78,6 +93,9 @@ class Metrics:
         self.store_duration = Histogram(
             "token_sidecar_store_operation_duration_seconds", "Store round trips.",
             ["operation"], buckets=_STORE_BUCKETS, registry=r)
+
+    def _load(self, r: CollectorRegistry) -> None:
+        """Admission: shed, queued and in-flight requests."""
         self.requests_shed = Counter(
             "token_sidecar_requests_shed",
             "Token requests answered 503 without being handled: the process was at "
@@ -89,6 +107,9 @@ class Metrics:
         self.in_flight = Gauge("token_sidecar_in_flight_requests",
                                "Token requests being handled.", registry=r,
                                multiprocess_mode="livesum")
+
+    def _bindings(self, r: CollectorRegistry) -> None:
+        """Nonces, token types, access bindings, introspection and metadata."""
         self.nonces_issued = Counter("token_sidecar_dpop_nonces_issued",
                                      "DPoP-Nonce values handed out.", registry=r)
         self.upstream_token_type = Counter(
@@ -107,6 +128,9 @@ class Metrics:
             "token_sidecar_metadata_documents",
             "Metadata documents passed through, by whether fields were written in.",
             ["outcome"], registry=r)
+
+    def _process(self, r: CollectorRegistry) -> None:
+        """Reloads, refused targets and the connections of the guarded listeners."""
         self.config_reloads = Counter("token_sidecar_config_reloads",
                                       "Configuration reloads by outcome.", ["outcome"],
                                       registry=r)
@@ -121,6 +145,9 @@ class Metrics:
         self.open_connections = Gauge("token_sidecar_open_connections",
                                       "Connections open on the token port.", registry=r,
                                       multiprocess_mode="livesum")
+
+    def _other_doors(self, r: CollectorRegistry) -> None:
+        """The resource side's checks and the decision API's calls."""
         self.resource_requests = Counter(
             "token_sidecar_resource_requests",
             "API calls checked by the resource side (README \"The resource side\"), by "
@@ -130,9 +157,7 @@ class Metrics:
             "Decision-API token calls (README \"Calling instead of proxying\"), by action "
             "and result code; calls refused before a decision have the action \"\".",
             ["action", "result_code"], registry=r)
-        self.build_info = Info("token_sidecar_build", "The running version.", registry=r)
-        self.build_info.info({"version": __version__})
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: prometheus-client validates and locks on
