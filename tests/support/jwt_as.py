@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,9 @@ class JwtAccessTokenServer:
     jwks_hits: int = 0
     jwks_status: int = 200
     url: str = ""  # set once it runs
+    # The time a token is issued at: the wall clock, or a test's own fixed time (a token
+    # issued "now" must be now for the check it is made for, however late the test runs).
+    clock: Callable[[], float] = time.time
 
     def rotate(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -41,7 +45,7 @@ class JwtAccessTokenServer:
         return {"keys": [ec_public_jwk(self.key, self.kid)]}
 
     def claims(self, *, lifetime: int = 300, **extra: Any) -> dict[str, Any]:
-        now = int(time.time())
+        now = int(self.clock())
         return {"iss": self.issuer, "sub": "alice", "client_id": "app", "scope": "read",
                 "aud": "https://api.example.com", "iat": now, "exp": now + lifetime,
                 "jti": uuid.uuid4().hex, **extra}

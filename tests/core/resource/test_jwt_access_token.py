@@ -29,7 +29,7 @@ from sidecar.core.resource.token_facts import TokenFacts
 from tests.support.jwt_as import ISSUER, JwtAccessTokenServer
 
 NOW = float(int(time.time()))
-AS = JwtAccessTokenServer()
+AS = JwtAccessTokenServer(clock=lambda: NOW)  # tokens issued at the time they are checked at
 KEYS = parse_jwks(AS.jwks, strict=True)
 RULES = AccessTokenRules(issuer=ISSUER)
 JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"  # RFC 7638 §3.1's example thumbprint
