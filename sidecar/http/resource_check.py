@@ -28,7 +28,7 @@ from sidecar.core.target import lenient_path
 from sidecar.http.metrics import Metrics
 from sidecar.http.proxy import Upstream
 from sidecar.http.resource_sources import build_token_sources, first_facts
-from sidecar.logs import FIELDS_ATTRIBUTE
+from sidecar.logs import log_fields
 from sidecar.ports import (
     Clock,
     InvalidTokenError,
@@ -108,7 +108,9 @@ def record(verdict: Verdict, *, door: str, request_id: str, status: int, started
     allowed = verdict if isinstance(verdict, Allowed) else None
     denied = verdict.error if isinstance(verdict, Denied) else None
     facts = allowed.facts if allowed is not None else None
-    log.info("resource %s", verdict.result_code, extra={FIELDS_ATTRIBUTE: {
+    # Fast path: the access log's direct line (sidecar/logs.py `log_fields`), as the token
+    # side writes it: no `findCaller`, no `LogRecord` with only the JSON handler.
+    log_fields(log, f"resource {verdict.result_code}", {
         "request_id": request_id,
         "endpoint": "resource",
         "door": door,
@@ -122,4 +124,4 @@ def record(verdict: Verdict, *, door: str, request_id: str, status: int, started
         "message": denied.description if denied else "",
         "detail": denied.detail if denied else "",
         "duration_seconds": round(time.perf_counter() - started, 6),
-    }})
+    })
