@@ -56,6 +56,7 @@ class ResourceRuntime:
     clock: Clock
     upstream: Upstream | None  # the inline door's API; None without resource.prefixes
     prefixes: tuple[str, ...]  # lenient spellings (sidecar.http.target.lenient_path)
+    under: tuple[str, ...]  # each prefix + "/", for `guards`
     metadata: bytes  # the RFC 9728 document, as served
 
     @classmethod
@@ -68,14 +69,17 @@ class ResourceRuntime:
                                                issuer=settings.issuer)
         return cls(policy=policy, sources=build_token_sources(settings, policy, resources, clock),
                    store=resources.store, clock=clock, upstream=upstream,
-                   prefixes=tuple(lenient_path(p) for p in resource.prefixes),
+                   prefixes=(prefixes := tuple(lenient_path(p) for p in resource.prefixes)),
+                   under=tuple(prefix + "/" for prefix in prefixes),
                    metadata=json.dumps(document, separators=(",", ":")).encode())
 
     def guards(self, lenient: str) -> bool:
         """Is a target (its lenient reading) under one of the inline prefixes? Compared as
-        a lenient upstream reads it, so /API/x and /%61pi/x are checked like /api/x."""
-        return any(lenient == prefix or lenient.startswith(prefix + "/")
-                   for prefix in self.prefixes)
+        a lenient upstream reads it, so /API/x and /%61pi/x are checked like /api/x.
+
+        Fast path: one `startswith` over the tuple of `prefix + "/"`, made once (this runs
+        for every request on the main listener), not a generator concatenating them."""
+        return lenient in self.prefixes or lenient.startswith(self.under)
 
 
 async def run_check(request: ResourceRequest, runtime: ResourceRuntime) -> Verdict:
