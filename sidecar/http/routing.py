@@ -9,9 +9,10 @@ own per request (a context manager setting the current app) behind a chain of pa
 
 `OneRoute` is a router that answers every request with its one route, whatever the target:
 no walk, no match, no middleware. aiohttp deprecates passing a router to `Application`
-(for aiohttp 4; pyproject pins < 4) but not the router class, whose `resolve` is its
-documented extension point (`AbstractRouter`); `tests/http/test_request_targets.py` sends
-every form of target, so an aiohttp upgrade that routes otherwise fails loudly.
+(a DeprecationWarning, silenced here by its message; pyproject pins aiohttp < 4), not
+routers of one's own (`aiohttp.abc.AbstractRouter.resolve`);
+`tests/http/test_request_targets.py` sends every form of target, so an aiohttp upgrade that
+routes otherwise fails loudly.
 """
 
 from __future__ import annotations
