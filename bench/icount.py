@@ -1,10 +1,12 @@
 """Instructions per request, under valgrind's callgrind: a cost figure that other jobs on the
 machine do not disturb (req/s and CPU time do, a lot, on a shared 2-core VM).
 
-    .venv/bin/python bench/icount.py --base 617017c [--dpop] [--seconds 10]
+    .venv/bin/python bench/icount.py --base 617017c [--dpop [--redis]] [--seconds 10]
+    .venv/bin/python bench/icount.py --base b106f91,e8e622f,264a2ba   # each change in turn
 
-Runs the plain pass-through, the sidecar at `--base` (from `git archive`) and the working
-tree's sidecar, one after the other, each under `valgrind --tool=callgrind` behind the same
+Runs the plain pass-through, the sidecar at each `--base` revision (from `git archive`,
+comma-separated: several give the change each commit made) and the working tree's sidecar,
+one after the other, each under `valgrind --tool=callgrind` behind the same
 upstream (nginx, else aiohttp), at the default logging.level "info". For each: a warm-up,
 then the counters zeroed (`callgrind_control -z`), `--seconds` of wrk with 2 connections,
 and the counters dumped: instructions executed by the server / requests answered. The
@@ -31,7 +33,13 @@ from ab import BOOT, export
 _START_TIMEOUT_SECONDS = 300.0  # Python starts ~50x slower under callgrind
 
 
-def _toml(port: int, upstream: str) -> str:
+def _toml(port: int, upstream: str, redis_port: int | None = None) -> str:
+    store = "" if redis_port is None else f"""
+[store]
+url = "redis://127.0.0.1:{redis_port}"
+connect_timeout_seconds = 0.5
+command_timeout_seconds = 0.5
+"""
     return f"""[server]
 listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{harness.free_port()}"
@@ -46,7 +54,7 @@ iat_max_age_seconds = 1200
 [logging]
 level = "info"
 format = "json"
-"""
+{store}"""
 
 
 def _wait(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -108,18 +116,27 @@ def count(name: str, argv: list[str], port: int, workdir: Path, *, seconds: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True)
+    parser.add_argument("--base", required=True, help="a revision, or several: REV,REV,...")
     parser.add_argument("--dpop", action="store_true", help="DPoP ES256, memory store")
+    parser.add_argument("--redis", action="store_true",
+                        help="with --dpop: the Redis store (a redis-server on a free port)")
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     keys = signer.new_keys(4) if args.dpop else None
     python = str(harness.ROOT / ".venv" / "bin" / "python")
     with tempfile.TemporaryDirectory(prefix="sidecar-icount-") as tmp:
         workdir = Path(tmp)
-        base_src = export(args.base, Path(tempfile.mkdtemp(dir=tmp)))
+        bases = [(rev, export(rev, Path(tempfile.mkdtemp(dir=tmp))))
+                 for rev in args.base.split(",")]
         nginx = harness.find_nginx()
         upstream = harness.nginx_upstream(workdir, None, nginx) if nginx \
             else harness.aiohttp_upstream(workdir, None)
+        redis = None
+        if args.redis:
+            binary = harness.find_redis()
+            if binary is None:
+                raise harness.BenchError("--redis: redis-server not found")
+            redis = harness.redis_server(workdir, None, binary)
         upstream_url = f"http://127.0.0.1:{upstream.port}"
         try:
             port = harness.free_port()
@@ -127,19 +144,22 @@ def main() -> int:
                                     f"127.0.0.1:{port}", upstream_url], port, workdir,
                           seconds=args.seconds, keys=None)
             print(f"plain pass-through: {plain / 1e3:.0f} k instructions/request", flush=True)
-            for name, src in (("base", base_src), ("head", None)):
+            store = ", Redis" if redis else ""
+            for number, (label, src) in enumerate([*bases, ("working tree", None)]):
+                name = f"sidecar{number}"
                 port = harness.free_port()
                 toml = workdir / f"{name}.toml"
-                toml.write_text(_toml(port, upstream_url))
+                toml.write_text(_toml(port, upstream_url, redis.port if redis else None))
                 boot = ["-c", BOOT.format(src=str(src))] if src else ["-m", "sidecar.cli"]
                 figure = count(name, [python, *boot, "serve", "--config", str(toml)], port,
                                workdir, seconds=args.seconds, keys=keys)
-                label = args.base if src else "working tree"
-                print(f"sidecar {name} ({label}{', DPoP' if keys else ', no DPoP'}): "
+                print(f"sidecar {label}{', DPoP' + store if keys else ', no DPoP'}: "
                       f"{figure / 1e3:.0f} k instructions/request, plain / sidecar "
                       f"{plain / figure:.2f}", flush=True)
         finally:
             upstream.stop()
+            if redis is not None:
+                redis.stop()
     return 0
 
 

@@ -12,6 +12,7 @@ from sidecar.http.admin import build_admin_app
 from sidecar.http.admission import Admission
 from sidecar.http.metrics import Metrics
 from sidecar.http.resource import inline_resource
+from sidecar.http.routing import one_route_application
 from sidecar.http.runtime import STATE, SidecarState
 from sidecar.http.token import checked_target, dispatch
 from sidecar.ports import Clock, ReplayStore, SystemClock
@@ -26,8 +27,9 @@ def build_app(
 ) -> web.Application:
     """The sidecar's token application. Raises ConfigError when the configuration cannot
     serve (unreadable secret file, unusable URL), before anything listens."""
-    app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[checked_target, inline_resource])
+    # One route (`handle`): which path is the token endpoint is read from the current
+    # settings, so a reload can change it (see `dispatch`).
+    app = one_route_application(handle, client_max_size=settings.server.max_body_bytes)
     metrics = metrics or Metrics(client_id_label=settings.metrics.client_id_label)
     app[STATE] = SidecarState(
         settings=settings,
@@ -39,10 +41,21 @@ def build_app(
         given_store=store,
     )
     app.cleanup_ctx.append(_lifetime)
-    # One route: which path is the token endpoint is read from the current settings, so a
-    # reload can change it (see `dispatch`).
-    app.router.add_route("*", "/{tail:.*}", dispatch)
     return app
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Every request: its target checked, then the inline door, then `dispatch`.
+
+    Fast path: the two steps are called here, not installed as middlewares, which the
+    route (sidecar/http/routing.py) makes possible: with any middleware aiohttp runs one
+    more of its own on every request (a context manager setting the current app) behind a
+    chain of partials. The order is the one the middlewares had."""
+    return await checked_target(request, _resource_or_token)
+
+
+async def _resource_or_token(request: web.Request) -> web.StreamResponse:
+    return await inline_resource(request, dispatch)
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:

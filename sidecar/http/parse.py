@@ -3,10 +3,8 @@ steps 1-2), or the error that ends it."""
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -19,6 +17,7 @@ from sidecar.settings import Settings
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 _READ_CHUNK = 16384
+_TRUSTED_PEERS_KEPT = 1024  # peer addresses whose answer is remembered, per ReadPolicy
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -28,6 +27,8 @@ class ReadPolicy:
     max_body_bytes: int
     cert_headers: tuple[str, ...]  # the certificate header and, if any, the chain header
     trusted_proxies: tuple[IPNetwork, ...]
+    # Fast path of `is_trusted_peer`: peer address -> answer, bounded. Not part of the value.
+    _peers: dict[str | None, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReadPolicy:
@@ -41,11 +42,18 @@ class ReadPolicy:
         )
 
     def is_trusted_peer(self, remote: str | None) -> bool:
-        return _is_trusted(remote, self.trusted_proxies)
+        """Fast path: the answer for each peer address is kept, so a request (which asks up
+        to three times) costs a dict lookup; the earlier `lru_cache` hashed the tuple of
+        networks (a Python `__hash__` per network) on every call."""
+        known = self._peers.get(remote)
+        if known is None:
+            if len(self._peers) >= _TRUSTED_PEERS_KEPT:
+                self._peers.clear()  # bounded: clients' addresses may be many
+            known = self._peers[remote] = _is_trusted(remote, self.trusted_proxies)
+        return known
 
 
-@functools.lru_cache(maxsize=1024)
-def _is_trusted(remote: str | None, networks: Sequence[IPNetwork]) -> bool:
+def _is_trusted(remote: str | None, networks: tuple[IPNetwork, ...]) -> bool:
     if not remote:
         return False
     try:
@@ -109,10 +117,13 @@ def trusted_cert_headers(request: web.BaseRequest,
 
 async def read_body(request: web.Request, limit: int) -> bytes | OAuthError:
     """Read at most `limit` bytes; a longer body is refused before it is all read."""
-    too_large = errors.payload_too_large(
-        "request.body_too_large", f"The body is larger than {limit} bytes.")
-    if request.content_length is not None and request.content_length > limit:
-        return too_large
+    length = request.content_length
+    if length is not None and length > limit:
+        return _too_large(limit)
+    if length:
+        whole = await _read_whole(request, length)
+        if whole is not None:
+            return whole
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -121,9 +132,24 @@ async def read_body(request: web.Request, limit: int) -> bytes | OAuthError:
             break
         size += len(chunk)
         if size > limit:
-            return too_large
+            return _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_whole(request: web.Request, length: int) -> bytes | None:
+    """Fast path for a body with a Content-Length (within the limit) that is all in, the
+    usual token request: one read instead of the loop's two (whose last one only learns
+    that the body ended, which the parser, counting Content-Length, already said). None
+    when the body is still arriving: the loop below reads it."""
+    content = request.content
+    return await content.read(length) if content.is_eof() else None
+
+
+def _too_large(limit: int) -> OAuthError:
+    # Made when needed only: it was built (an f-string, a dataclass) on every request.
+    return errors.payload_too_large(
+        "request.body_too_large", f"The body is larger than {limit} bytes.")
 
 
 async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenRequest | OAuthError:

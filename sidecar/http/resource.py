@@ -1,8 +1,8 @@
 """The inline door of the resource side (README "The resource side"): on the main listener,
 requests under `resource.prefixes` are checked, then streamed to `resource.upstream_url`
 the way the pass-through streams; `/.well-known/oauth-protected-resource` (RFC 9728) is
-answered here. A middleware in front of the token application's one route, so that the
-token endpoint's own handlers never see an API call.
+answered here. `inline_resource` runs in front of `dispatch` (sidecar/http/app.py), so
+that the token endpoint's own handlers never see an API call.
 
 What the API receives (RFC 9449 §7 leaves this to the deployment; Kong and APISIX do the
 same): `Authorization: Bearer <token>`, so an API that reads only Bearer works unchanged;
@@ -32,7 +32,6 @@ from sidecar.http.token import TARGET, Handler, is_cors_preflight, request_id_of
 INLINE = "inline"
 
 
-@web.middleware
 async def inline_resource(request: web.Request, handler: Handler) -> web.StreamResponse:
     runtime = request.app[STATE].runtime
     resource = runtime.resource if runtime is not None else None

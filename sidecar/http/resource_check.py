@@ -28,7 +28,7 @@ from sidecar.core.target import lenient_path
 from sidecar.http.metrics import Metrics
 from sidecar.http.proxy import Upstream
 from sidecar.http.resource_sources import build_token_sources, first_facts
-from sidecar.logs import FIELDS_ATTRIBUTE
+from sidecar.logs import log_fields
 from sidecar.ports import (
     Clock,
     InvalidTokenError,
@@ -56,6 +56,7 @@ class ResourceRuntime:
     clock: Clock
     upstream: Upstream | None  # the inline door's API; None without resource.prefixes
     prefixes: tuple[str, ...]  # lenient spellings (sidecar.http.target.lenient_path)
+    under: tuple[str, ...]  # each prefix + "/", for `guards`
     metadata: bytes  # the RFC 9728 document, as served
 
     @classmethod
@@ -68,14 +69,17 @@ class ResourceRuntime:
                                                issuer=settings.issuer)
         return cls(policy=policy, sources=build_token_sources(settings, policy, resources, clock),
                    store=resources.store, clock=clock, upstream=upstream,
-                   prefixes=tuple(lenient_path(p) for p in resource.prefixes),
+                   prefixes=(prefixes := tuple(lenient_path(p) for p in resource.prefixes)),
+                   under=tuple(prefix + "/" for prefix in prefixes),
                    metadata=json.dumps(document, separators=(",", ":")).encode())
 
     def guards(self, lenient: str) -> bool:
         """Is a target (its lenient reading) under one of the inline prefixes? Compared as
-        a lenient upstream reads it, so /API/x and /%61pi/x are checked like /api/x."""
-        return any(lenient == prefix or lenient.startswith(prefix + "/")
-                   for prefix in self.prefixes)
+        a lenient upstream reads it, so /API/x and /%61pi/x are checked like /api/x.
+
+        Fast path: one `startswith` over the tuple of `prefix + "/"`, made once (this runs
+        for every request on the main listener), not a generator concatenating them."""
+        return lenient in self.prefixes or lenient.startswith(self.under)
 
 
 async def run_check(request: ResourceRequest, runtime: ResourceRuntime) -> Verdict:
@@ -108,7 +112,9 @@ def record(verdict: Verdict, *, door: str, request_id: str, status: int, started
     allowed = verdict if isinstance(verdict, Allowed) else None
     denied = verdict.error if isinstance(verdict, Denied) else None
     facts = allowed.facts if allowed is not None else None
-    log.info("resource %s", verdict.result_code, extra={FIELDS_ATTRIBUTE: {
+    # Fast path: the access log's direct line (sidecar/logs.py `log_fields`), as the token
+    # side writes it: no `findCaller`, no `LogRecord` with only the JSON handler.
+    log_fields(log, f"resource {verdict.result_code}", {
         "request_id": request_id,
         "endpoint": "resource",
         "door": door,
@@ -122,4 +128,4 @@ def record(verdict: Verdict, *, door: str, request_id: str, status: int, started
         "message": denied.description if denied else "",
         "detail": denied.detail if denied else "",
         "duration_seconds": round(time.perf_counter() - started, 6),
-    }})
+    })

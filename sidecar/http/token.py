@@ -66,11 +66,10 @@ def is_cors_preflight(request: web.BaseRequest) -> bool:
             and "Access-Control-Request-Method" in request.headers)
 
 
-@web.middleware
 async def checked_target(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request's target is read first (sidecar/core/target.py), before anything is
-    checked or a single-use value spent. A middleware: the router cannot route '*' or
-    'host:port' targets to `dispatch`."""
+    checked or a single-use value spent: the one route's handler (sidecar/http/app.py)
+    begins here, for every target, '*' and 'host:port' ones too (sidecar/http/routing.py)."""
     target = read_target(request.raw_path)
     if isinstance(target, OAuthError):
         return _refuse_target(request, target)

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Sidecar, SidecarFactory
+from tests.support.raw_http import send_raw
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -185,3 +186,21 @@ async def test_fifty_megabytes_stream_through(client: aiohttp.ClientSession,
         async for chunk in response.content.iter_chunked(65536):
             received += len(chunk)
     assert received == size
+
+
+async def test_no_header_is_invented_for_the_upstream(sidecar: Sidecar) -> None:
+    # A proxy passes on what the client sent: no User-Agent, no Content-Type, and no
+    # Accept-Encoding the client could not decode (the token endpoint asks for identity: it
+    # reads the answer itself). aiohttp's own `Accept: */*` is added when none was sent.
+    passed = await send_raw(sidecar.url, "/userinfo", method="GET")
+    assert passed.status == 200
+    received = sidecar.upstream.last.headers
+    assert {"User-Agent", "Content-Type", "Accept-Encoding"}.isdisjoint(received)
+    assert received["Accept"] == "*/*"
+    answer = await send_raw(sidecar.url, "/token", body=b"grant_type=client_credentials",
+                            headers={**FORM, "Authorization": basic("billing", "s3cret"),
+                                     "Accept": "application/json"})
+    assert answer.status == 200
+    received = sidecar.upstream.last.headers
+    assert "User-Agent" not in received
+    assert (received["Accept-Encoding"], received["Accept"]) == ("identity", "application/json")

@@ -22,10 +22,10 @@ Redis, not the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import select
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from redis.asyncio import Redis
@@ -44,34 +44,41 @@ Queue = Callable[[Any], object]
 # Timeouts that measure Redis
 
 
-@contextlib.asynccontextmanager
-async def redis_deadline(seconds: float, answered: Callable[[], bool]) -> AsyncIterator[None]:
+class redis_deadline:  # noqa: N801 - used as a function: `async with redis_deadline(...)`
     """Cancel the body after `seconds` unless `answered()` says the reply is already there,
     in which case wait another `seconds` (the loop is behind, not Redis). Raises
-    TimeoutError when it cancels."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    expired = False
-    handle: asyncio.TimerHandle
+    TimeoutError when it cancels.
 
-    def check() -> None:
-        nonlocal handle, expired
-        if answered():
-            handle = loop.call_later(seconds, check)
+    Fast path: a class, not an `asynccontextmanager` generator (which costs a generator, a
+    wrapper object and two more awaits): this runs for every read of a reply."""
+
+    __slots__ = ("_answered", "_expired", "_handle", "_loop", "_seconds", "_task")
+
+    def __init__(self, seconds: float, answered: Callable[[], bool]) -> None:
+        self._seconds = seconds
+        self._answered = answered
+        self._expired = False
+
+    async def __aenter__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._handle = self._loop.call_later(self._seconds, self._check)
+
+    def _check(self) -> None:
+        if self._answered():
+            self._handle = self._loop.call_later(self._seconds, self._check)
         else:
-            expired = True
-            task.cancel()
+            self._expired = True
+            self._task.cancel()
 
-    handle = loop.call_later(seconds, check)
-    try:
-        yield
-    except asyncio.CancelledError:
-        if expired and task.uncancel() == 0:
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        self._handle.cancel()
+        if isinstance(exc, asyncio.CancelledError) and self._expired \
+                and self._task.uncancel() == 0:
             raise TimeoutError from None
-        raise
-    finally:
-        handle.cancel()
 
 
 class LoopFairReads(Connection):  # mixed into each connection class redis-py uses below

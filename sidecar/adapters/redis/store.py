@@ -117,6 +117,9 @@ class RedisStore:
             self._client, self._sentinel = sentinel_clients(url, options)
         else:
             self._client = standalone_client(url, options)
+        # Fast path: known once. `isinstance(x, RedisCluster)` goes through typing's Protocol
+        # check (redis-py's command mixins), several microseconds, twice a command.
+        self._cluster = self._client if isinstance(self._client, RedisCluster) else None
         self._warm = min(options.warm_connections, options.max_connections)
         self._keepalive_seconds = options.keepalive_seconds
         self._keepalive: asyncio.Task[None] | None = None
@@ -213,16 +216,15 @@ class RedisStore:
         return await self._call(operation, kind, lambda: self._coalescer.submit(key, queue))
 
     async def _run_batch(self, batch: list[Any]) -> None:
-        client = self._client
-        if isinstance(client, RedisCluster):
-            await run_on_cluster(client, batch)
+        if self._cluster is not None:
+            await run_on_cluster(self._cluster, batch)
         else:
-            await run_pipeline(client, batch)
+            await run_pipeline(self._client, batch)
 
     async def _call(self, operation: str, kind: str | None,
                     command: Callable[[], Awaitable[T]]) -> T:
         try:
-            if not isinstance(self._client, RedisCluster):
+            if self._cluster is None:
                 return await command()
             try:
                 return await self._on_cluster(command)
