@@ -156,5 +156,11 @@ class Respond:
     def action(self) -> Action:
         return Action.for_error(self.error)
 
+    @classmethod
+    def before_decision(cls, error: OAuthError) -> Respond:
+        """A request refused before the pipeline ran (its method, target, body or form):
+        nothing is known of its client or grant yet."""
+        return cls(error, Summary(error.result_code, error.description))
+
 
 Decision = Forward | Respond

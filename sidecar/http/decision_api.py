@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import Final
 
 from aiohttp import web
 
+from sidecar import fast_json
 from sidecar.core.decide import decide
 from sidecar.core.decision_api import introspection_call as introspection
 from sidecar.core.decision_api.fields import FieldError, Fields, parse_object
@@ -33,17 +34,19 @@ from sidecar.core.decision_api.token_call import (
     read_token_call,
     token_request_of,
 )
+from sidecar.core.policy import Policy
 from sidecar.errors import OAuthError
 from sidecar.http.resource_check import record, run_check
 from sidecar.http.runtime import STATE, TOKEN_APP, SidecarState
 from sidecar.http.token import request_id_of
 from sidecar.logs import FIELDS_ATTRIBUTE
-from sidecar.model import Decision, Respond, Summary
+from sidecar.model import Respond
 from sidecar.settings import ConfigError, Settings, read_secret_lines
 
 log = logging.getLogger("token_sidecar.api")
 
 MAX_BODY: Final = web.AppKey("api_max_body_bytes", int)
+OPENAPI: Final = web.AppKey("api_openapi_document", bytes)
 OPENAPI_RESOURCE: Final = "decision-api.openapi.json"
 _JSON: Final = "application/json"
 
@@ -94,6 +97,7 @@ def build_api_app(token_app: web.Application, keys: ApiKeys,
     app[TOKEN_APP] = token_app
     app[KEYS] = keys
     app[MAX_BODY] = max_body_bytes
+    app[OPENAPI] = openapi_text().encode("utf-8")  # read once, served as it is
     app.router.add_post("/api/auth/token", token_call)
     app.router.add_post("/api/auth/introspection", introspection_call)
     app.router.add_get("/api/openapi.json", openapi_document)
@@ -113,24 +117,33 @@ async def _bearer_key(request: web.Request, handler: Handler) -> web.StreamRespo
             request.headers.get("Authorization")):
         return await handler(request)
     response = _problem(401, "api.unauthorized",
-                        "A valid API key is required: Authorization: Bearer <key>.")
+                        "A valid API key is required: Authorization: Bearer <key>.").response
     response.headers["WWW-Authenticate"] = 'Bearer realm="token-sidecar-api"'
     return response
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    return web.Response(text=openapi_text(), content_type=_JSON)
+    return web.Response(body=request.app[OPENAPI], content_type=_JSON)
 
 
-def _problem(status: int, result_code: str, message: str) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """An answer, and what the log line and the metrics say of it."""
+
+    response: web.Response
+    result_code: str
+    action: str = ""  # "" for a call refused before a decision (key, body, field)
+
+
+def _problem(status: int, result_code: str, message: str) -> _Outcome:
     """An answer about the call itself (not a decision): the key, the body, a field."""
     body = {"resultCode": result_code, "resultMessage": message}
     response = web.json_response(body, status=status)
     response.headers["Cache-Control"] = "no-store"
-    return response
+    return _Outcome(response, result_code)
 
 
-async def _read_members(request: web.Request) -> dict[str, object] | web.Response:
+async def _read_members(request: web.Request) -> dict[str, object] | _Outcome:
     if request.content_type != _JSON:
         return _problem(415, "api.unsupported_media_type", "The body must be application/json.")
     limit = request.app[MAX_BODY]
@@ -148,107 +161,96 @@ async def _read_members(request: web.Request) -> dict[str, object] | web.Respons
 
 async def token_call(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    request_id = request_id_of(request)
-    members = await _read_members(request)
     state: SidecarState = request.app[TOKEN_APP][STATE]
-    if isinstance(members, web.Response):
-        return _counted(state, _logged(members, request_id, started))
-    call = read_token_call(Fields(members, FIELDS))
+    outcome = await _token_outcome(request, state)
+    _finish(outcome, request, started, endpoint="token")
+    state.metrics.child(state.metrics.api_token_calls, outcome.action,
+                        outcome.result_code).inc()
+    return outcome.response
+
+
+async def _token_outcome(request: web.Request, state: SidecarState) -> _Outcome:
+    members = await _read_members(request)
+    if isinstance(members, _Outcome):
+        return members
     runtime = state.runtime
     assert runtime is not None  # set before the token site (and this one) starts listening
+    call = read_token_call(Fields(members, FIELDS))
     policy = call if isinstance(call, FieldError) else policy_for_call(runtime.env.policy, call)
     if isinstance(policy, FieldError):
-        return _counted(state, _logged(_problem(400, "api.bad_field", policy.message),
-                                       request_id, started))
+        return _problem(400, "api.bad_field", policy.message)
     assert not isinstance(call, FieldError)
+    now = runtime.env.clock.now()
+    token_request = token_request_of(call)
+    if isinstance(token_request, OAuthError):  # the form itself: nothing to decide
+        return _answered(token_answer(Respond.before_decision(token_request), call, None,
+                                      _nonce(token_request, policy, now)))
     if (shed := await state.admission.enter()) is not None:  # the token listener's bounds
-        return _counted(state, _logged(_problem(503, shed.result_code, shed.description),
-                                       request_id, started))
+        return _problem(503, shed.result_code, shed.description)
     try:
-        token_request = token_request_of(call)
-        if isinstance(token_request, OAuthError):
-            decision: Decision = _refused(token_request)
-            parameters = None
-        else:
-            decision = await decide(token_request, dataclasses.replace(runtime.env,
-                                                                        policy=policy))
-            parameters = token_request.parameters
+        decision = await decide(token_request, dataclasses.replace(runtime.env, policy=policy))
     finally:
         state.admission.leave()
-    nonces = policy.nonces
-    nonce = nonces.issue(runtime.env.clock.now()) if nonces is not None else None
-    answer = token_answer(decision, call, parameters, nonce)
-    return _counted(state, _logged(_answer(answer, request_id), request_id, started, answer),
-                    answer)
+    error = decision.error if isinstance(decision, Respond) else None
+    return _answered(token_answer(decision, call, token_request.parameters,
+                                  _nonce(error, policy, now)))
+
+
+def _nonce(error: OAuthError | None, policy: Policy, now: float) -> str | None:
+    """The DPoP-Nonce to hand on (RFC 9449 §8): the one a `use_dpop_nonce` refusal already
+    carries, else a fresh one whenever nonces are on."""
+    for name, value in error.headers if error is not None else ():
+        if name == "DPoP-Nonce":
+            return value
+    return policy.nonces.issue(now) if policy.nonces is not None else None
 
 
 async def introspection_call(request: web.Request) -> web.Response:
     """The resource-side check as a call: the verdict the inline door and the check
     listener give, counted and logged as theirs are (door "api")."""
     started = time.perf_counter()
-    request_id = request_id_of(request)
-    members = await _read_members(request)
-    if isinstance(members, web.Response):
-        return _logged(members, request_id, started, endpoint="introspection")
     state: SidecarState = request.app[TOKEN_APP][STATE]
+    members = await _read_members(request)
     runtime = state.runtime
-    if runtime is None or runtime.resource is None:
-        return _logged(_problem(404, "api.resource_side_off",
-                                "The resource side is off (resource.enabled = false)."),
-                       request_id, started, endpoint="introspection")
-    call = introspection.read_introspection_call(
-        Fields(members, introspection.FIELDS))
-    built = call if isinstance(call, FieldError) else introspection.resource_request_of(
-        call, runtime.resource.policy)
-    if isinstance(built, FieldError):
-        return _logged(_problem(400, "api.bad_field", built.message), request_id, started,
-                       endpoint="introspection")
-    resource_request, policy = built
-    verdict = await run_check(resource_request,
-                              dataclasses.replace(runtime.resource, policy=policy))
-    answer = introspection.introspection_answer(verdict)
-    response = _answer(answer, request_id)
-    record(verdict, door="api", request_id=request_id, status=response.status,
-           started=started, metrics=state.metrics)
-    return response
+    if isinstance(members, _Outcome):
+        refused = members
+    elif runtime is None or runtime.resource is None:
+        refused = _problem(404, "api.resource_side_off",
+                           "The resource side is off (resource.enabled = false).")
+    else:
+        call = introspection.read_introspection_call(Fields(members, introspection.FIELDS))
+        built = call if isinstance(call, FieldError) else introspection.resource_request_of(
+            call, runtime.resource.policy)
+        if not isinstance(built, FieldError):
+            resource_request, policy = built
+            verdict = await run_check(resource_request,
+                                      dataclasses.replace(runtime.resource, policy=policy))
+            outcome = _answered(introspection.introspection_answer(verdict))
+            request_id = request_id_of(request)
+            outcome.response.headers["X-Request-Id"] = request_id
+            # The check's own line and count, as at the other doors.
+            record(verdict, door="api", request_id=request_id,
+                   status=outcome.response.status, started=started, metrics=state.metrics)
+            return outcome.response
+        refused = _problem(400, "api.bad_field", built.message)
+    _finish(refused, request, started, endpoint="introspection")
+    return refused.response
 
 
-def _answer(answer: dict[str, object], request_id: str) -> web.Response:
-    response = web.Response(text=json.dumps(answer, separators=(",", ":")), content_type=_JSON)
+def _answered(answer: dict[str, object]) -> _Outcome:
+    response = web.Response(body=fast_json.dumps(answer), content_type=_JSON)
     response.headers["Cache-Control"] = "no-store"
+    return _Outcome(response, str(answer["resultCode"]), str(answer["action"]))
+
+
+def _finish(outcome: _Outcome, request: web.Request, started: float, *, endpoint: str) -> None:
+    """The request id on the answer, and one log line per call: what was decided, never a
+    field's value."""
+    request_id = request_id_of(request)
+    response = outcome.response
     response.headers["X-Request-Id"] = request_id
-    return response
-
-
-def _refused(error: OAuthError) -> Respond:
-    return Respond(error, Summary(error.result_code, error.description))
-
-
-def _logged(response: web.Response, request_id: str, started: float,
-            answer: dict[str, object] | None = None, *, endpoint: str = "token",
-            ) -> web.Response:
-    """One line per call: what was decided, never a field's value."""
-    result_code = str((answer or {}).get("resultCode", "")) or _result_of(response)
-    action = str((answer or {}).get("action", ""))
-    log.info("api %s %s", action or response.status, result_code, extra={FIELDS_ATTRIBUTE: {
-        "request_id": request_id, "endpoint": endpoint, "action": action,
-        "result_code": result_code, "status": response.status,
-        "duration_seconds": round(time.perf_counter() - started, 6)}})
-    return response
-
-
-def _counted(state: SidecarState, response: web.Response,
-             answer: dict[str, object] | None = None) -> web.Response:
-    metrics = state.metrics
-    result_code = str(answer["resultCode"]) if answer else _result_of(response)
-    action = str(answer["action"]) if answer else ""
-    metrics.child(metrics.api_token_calls, action, result_code).inc()
-    return response
-
-
-def _result_of(response: web.Response) -> str:
-    try:
-        body = json.loads(response.text or "{}")
-    except ValueError:
-        return ""
-    return str(body.get("resultCode", "")) if isinstance(body, dict) else ""
+    log.info("api %s %s", outcome.action or response.status, outcome.result_code,
+             extra={FIELDS_ATTRIBUTE: {
+                 "request_id": request_id, "endpoint": endpoint, "action": outcome.action,
+                 "result_code": outcome.result_code, "status": response.status,
+                 "duration_seconds": round(time.perf_counter() - started, 6)}})

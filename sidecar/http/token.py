@@ -36,7 +36,7 @@ from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
 from sidecar.logs import FIELDS_ATTRIBUTE, log_fields
-from sidecar.model import Action, Decision, Forward, Respond, Summary, TokenRequest
+from sidecar.model import Action, Decision, Forward, Respond, TokenRequest
 
 log = logging.getLogger("token_sidecar.access")
 
@@ -151,7 +151,7 @@ async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
                      bool(request.headers.get("DPoP")), runtime.env.policy.registry)
     if (shed := await state.admission.enter()) is not None:  # sidecar/http/admission.py
         response = error_response(shed, record.request_id)
-        record.done(_refuse(shed), response)
+        record.done(Respond.before_decision(shed), response)
         return response
     metrics.in_flight.inc()
     try:
@@ -204,19 +204,15 @@ async def _decide(request: web.Request, runtime: Runtime,
                   decider: Decider) -> tuple[Decision, bytes]:
     """The decision, and the body to forward with it."""
     if request.method != "POST":
-        return _refuse(errors.method_not_allowed("request.method_not_allowed",
-                                                 "This endpoint only accepts POST.")), b""
+        return Respond.before_decision(errors.method_not_allowed(
+            "request.method_not_allowed", "This endpoint only accepts POST.")), b""
     query_error = check_query(request[TARGET].query, runtime.token_query_allowed)
     if query_error is not None:
-        return _refuse(query_error), b""
+        return Respond.before_decision(query_error), b""
     token_request = await read_token_request(request, runtime.read_policy)
     if isinstance(token_request, OAuthError):
-        return _refuse(token_request), b""
+        return Respond.before_decision(token_request), b""
     return await decider(token_request, runtime.env), token_request.body
-
-
-def _refuse(error: OAuthError) -> Respond:
-    return Respond(error, Summary(error.result_code, error.description))
 
 
 def _context_headers(request: web.BaseRequest, runtime: Runtime, decision: Forward,
