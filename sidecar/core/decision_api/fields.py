@@ -9,10 +9,11 @@ may be a secret: `clientSecret`, `parameters`, `dpop`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
+
+from sidecar.core.jose.compact import DuplicateMemberError, strict_json_value
 
 MAX_DEPTH: Final = 16
 _MAX_LIST_ITEMS: Final = 100
@@ -23,23 +24,6 @@ class FieldError:
     """A call the API cannot read: answered `400` with this message."""
 
     message: str
-
-
-class _DuplicateMemberError(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    members: dict[str, object] = {}
-    for name, value in pairs:
-        if name in members:
-            raise _DuplicateMemberError(name)
-        members[name] = value
-    return members
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(name)
 
 
 def _depth(value: object, level: int = 0) -> int:
@@ -59,9 +43,9 @@ def parse_object(body: bytes) -> dict[str, object] | FieldError:
     except UnicodeDecodeError:
         return FieldError("The body is not UTF-8.")
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except _DuplicateMemberError as duplicate:
-        return FieldError(f"The member {str(duplicate)[:64]!r} appears more than once.")
+        value = strict_json_value(text)  # the JOSE layer's reading: no duplicates, no NaN
+    except DuplicateMemberError as duplicate:
+        return FieldError(f"The member {duplicate.name[:64]!r} appears more than once.")
     except (ValueError, RecursionError):
         return FieldError("The body is not valid JSON.")
     if not isinstance(value, dict):

@@ -24,7 +24,7 @@ import binascii
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -66,13 +66,30 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+class DuplicateMemberError(ValueError):
+    """A JSON object with a member name twice; `name` is the first repeated one."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("duplicate member name")
+        self.name = name
+
+
 def _object_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
     # RFC 7515 §5.2 / RFC 7519 §7.2: reject duplicate member names rather than let the last
     # one win, so the sidecar and the upstream can never read different claims.
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
+        raise DuplicateMemberError(_first_repeated(name for name, _ in pairs))
     return result
+
+
+def _first_repeated(names: Iterable[str]) -> str:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return ""
 
 
 def _reject_constant(name: str) -> object:
@@ -93,6 +110,13 @@ def _json_object(raw: bytes | None, decoder: json.JSONDecoder) -> dict[str, obje
     except (ValueError, RecursionError):  # includes UnicodeDecodeError, JSONDecodeError
         return None
     return value if isinstance(value, dict) else None
+
+
+def strict_json_value(text: str) -> object:
+    """Any JSON text read strictly: a member name twice raises DuplicateMemberError, NaN and
+    the infinities (not JSON, RFC 8259 §6) and malformed text ValueError, very deep nesting
+    RecursionError. For callers that tell the writer what was wrong (the decision API)."""
+    return _STRICT_JSON.decode(text)
 
 
 def strict_json_object(segment: str) -> dict[str, object] | None:
