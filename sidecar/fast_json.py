@@ -45,6 +45,17 @@ def loads(data: bytes) -> Any:
     return json.loads(data) if _any_float(value, _maybe_big_integer) else value
 
 
+def loads_object(data: bytes | str) -> dict[str, Any] | None:
+    """The JSON object `data` holds, read as `loads` reads it; None for anything else (not
+    JSON, another JSON value, nested too deep): an upstream's answer or a stored value that
+    is not an object is passed on, or ignored, never an error of ours."""
+    try:
+        value = loads(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _dumps_stdlib(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
 

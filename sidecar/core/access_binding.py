@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar import fast_json
+
 ACCESS_BINDING = "access"  # store kind: sha256(access_token) -> the JSON below
 JKT = "jkt"  # RFC 9449 §6.1
 X5T_S256 = "x5t#S256"  # RFC 8705 §3.1
@@ -59,11 +61,8 @@ def decode_binding(text: str | None) -> AccessBinding | None:
     (a value written by something else is not a binding this sidecar can vouch for)."""
     if not text:
         return None
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(value, dict):
+    value = fast_json.loads_object(text)
+    if value is None:
         return None
     jkt, x5t = _text_or_none(value.get(JKT)), _text_or_none(value.get(X5T_S256))
     if jkt is None and x5t is None:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sidecar import errors
+from sidecar import errors, fast_json
 from sidecar.core.access_binding import AccessBinding
 from sidecar.core.credentials import extract_client_credentials
 from sidecar.errors import OAuthError
@@ -45,11 +45,8 @@ def is_active_json(status: int, content_type: str, body: bytes) -> dict[str, Any
     else None: inactive, an error, JWT-formatted or not JSON at all pass unchanged."""
     if status != 200 or content_type != JSON_TYPE:
         return None
-    try:
-        answer = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(answer, dict) or answer.get("active") is not True:
+    answer = fast_json.loads_object(body)
+    if answer is None or answer.get("active") is not True:
         return None
     return answer
 

@@ -8,11 +8,11 @@ client); every other field stays as the upstream wrote it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sidecar import fast_json
 from sidecar.core.policy import Policy
 from sidecar.settings import Settings
 
@@ -74,11 +74,7 @@ def augment(document: dict[str, Any], enforced: Enforced) -> tuple[dict[str, Any
 
 def metadata_document(body: bytes) -> dict[str, Any] | None:
     """The upstream's document as a JSON object, or None (it then passes unchanged)."""
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
+    return fast_json.loads_object(body)
 
 
 def enforced_fields(settings: Settings, policy: Policy) -> Enforced:

@@ -49,7 +49,7 @@ async def review_answer(forward: Forward, status: int, body: bytes,
     if not 200 <= status < 300 or not (forward.proves_possession
                                        or forward.bind_refresh_token_to):
         return AnswerEdit(headers=headers)
-    token = _json_object(body)
+    token = fast_json.loads_object(body)
     if token is None:
         return AnswerEdit(headers=headers)
     # Both bindings are written together: on Redis they go out in the same pipeline.
@@ -79,14 +79,6 @@ def _nonce_headers(policy: AnswerPolicy, now: float) -> tuple[tuple[str, str], .
     # RFC 9449 §8.2: the server may hand out a fresh nonce with any response.
     nonces = policy.nonces
     return (("DPoP-Nonce", nonces.issue(now)),) if nonces else ()
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = fast_json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _enforce_dpop_token_type(
