@@ -30,7 +30,9 @@ def dumps(value: Any) -> bytes:
         text = orjson.dumps(value, default=str, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a big integer, a non-str key, ...
         return _dumps_stdlib(value)
-    if not text.isascii() or (_may_differ(text) and _any_float(value, _written_differently)):
+    # json escapes DEL (\u007f, ensure_ascii) where orjson writes the byte as it is.
+    if not text.isascii() or b"\x7f" in text or (
+            _may_differ(text) and _any_float(value, _written_differently)):
         return _dumps_stdlib(value)
     return text
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from sidecar import fast_json
 
-_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+            | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127)))
 _VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
                        | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
 
@@ -50,3 +51,16 @@ def test_the_errors_are_json_s() -> None:
             assert isinstance(raised, failed)
         else:
             raise AssertionError(f"{text!r} was read")
+
+
+def test_dumps_escapes_del_as_json_does() -> None:
+    # DEL is ASCII, so the isascii() test alone let orjson's raw byte through.
+    for value in ({"access_token": "a\x7fb"}, ["\x7f"], "\x7f\x00\x1f"):
+        assert fast_json.dumps(value) == _stdlib(value)
+
+
+def test_loads_object_is_an_object_or_none() -> None:
+    assert fast_json.loads_object(b'{"a":1}') == {"a": 1}
+    assert fast_json.loads_object('{"a":"\u00e9"}') == {"a": "\u00e9"}
+    for text in (b"[1]", b"1", b"{", b"\xff", b"[" * 100000):
+        assert fast_json.loads_object(text) is None

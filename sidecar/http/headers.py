@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from sidecar.core.bounded_cache import Memo
+
 # RFC 9110 §7.6.1: connection-specific headers are never forwarded. Host is set by the
 # client library for the hop to the upstream; Content-Length from the parsed request (the
 # buffered token body's own length, or the pass-through body's, see proxy._framed_body).
@@ -32,6 +34,7 @@ FORWARDED_FOR = "x-forwarded-for"
 # nowhere, whoever sent it.
 TARGET_OVERRIDES = frozenset({"x-original-url", "x-rewrite-url"})
 _NAMES_KEPT = 1024  # header names whose folding and verdict ForwardRules remembers
+_NAME_KEPT_CHARS = 64  # a longer name is judged afresh each time, never kept
 _NO_TOKENS: frozenset[str] = frozenset()
 
 
@@ -87,8 +90,12 @@ class ForwardRules:
     # so what the upstream receives is what the sidecar decided on.
     kept_despite_connection: frozenset[str]
     # Fast path of `verdict`: (name, trusted) -> (folded, dropped). Not part of the value.
-    _verdicts: dict[tuple[str, bool], tuple[str, bool]] = field(
-        default_factory=dict, compare=False, repr=False)
+    _verdicts: Memo[tuple[str, bool], tuple[str, bool]] = field(
+        init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_verdicts", Memo(self._verdict, _NAMES_KEPT,
+                                                   max_key_chars=_NAME_KEPT_CHARS))
 
     @classmethod
     def build(cls, context_prefix: str, untrusted: HeaderNames, *, reads: Iterable[str],
@@ -111,15 +118,12 @@ class ForwardRules:
         """`name` folded, and whether `drops` drops it whatever the `Connection` header
         names. Fast path: remembered per name (clients send the same few names on every
         request), which saves the folding and the five set lookups of `drops` per header."""
-        key = (name, trusted)
-        known = self._verdicts.get(key)
-        if known is None:
-            if len(self._verdicts) >= _NAMES_KEPT:
-                self._verdicts.clear()  # bounded: a client may send any names
-            folded = fold(name)
-            known = self._verdicts[key] = (
-                folded, self.drops(name, folded, trusted=trusted, hop=_NO_TOKENS))
-        return known
+        return self._verdicts((name, trusted), len(name))
+
+    def _verdict(self, key: tuple[str, bool]) -> tuple[str, bool]:
+        name, trusted = key
+        folded = fold(name)
+        return folded, self.drops(name, folded, trusted=trusted, hop=_NO_TOKENS)
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from sidecar import errors
+from sidecar.core.bounded_cache import Memo
 from sidecar.core.form import parse_form
 from sidecar.errors import OAuthError
 from sidecar.http.headers import values_of
@@ -28,7 +29,12 @@ class ReadPolicy:
     cert_headers: tuple[str, ...]  # the certificate header and, if any, the chain header
     trusted_proxies: tuple[IPNetwork, ...]
     # Fast path of `is_trusted_peer`: peer address -> answer, bounded. Not part of the value.
-    _peers: dict[str | None, bool] = field(default_factory=dict, compare=False, repr=False)
+    _peers: Memo[str | None, bool] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        networks = self.trusted_proxies
+        object.__setattr__(self, "_peers", Memo(lambda remote: _is_trusted(remote, networks),
+                                                _TRUSTED_PEERS_KEPT))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReadPolicy:
@@ -45,12 +51,7 @@ class ReadPolicy:
         """Fast path: the answer for each peer address is kept, so a request (which asks up
         to three times) costs a dict lookup; the earlier `lru_cache` hashed the tuple of
         networks (a Python `__hash__` per network) on every call."""
-        known = self._peers.get(remote)
-        if known is None:
-            if len(self._peers) >= _TRUSTED_PEERS_KEPT:
-                self._peers.clear()  # bounded: clients' addresses may be many
-            known = self._peers[remote] = _is_trusted(remote, self.trusted_proxies)
-        return known
+        return self._peers(remote)
 
 
 def _is_trusted(remote: str | None, networks: tuple[IPNetwork, ...]) -> bool:

@@ -17,6 +17,7 @@ from multidict import CIMultiDict, istr
 from yarl import URL
 
 from sidecar import errors
+from sidecar.core.bounded_cache import Memo
 from sidecar.core.target import Target
 from sidecar.errors import OAuthError
 from sidecar.http import wire
@@ -106,7 +107,7 @@ class Upstream:
         self._session = session
         self._origin = URL(settings.url)
         self._base_path = self._origin.raw_path.rstrip("/")
-        self._urls: dict[tuple[str, str | None], URL] = {}
+        self._urls: Memo[tuple[str, str | None], URL] = Memo(self._build_url, _CACHED_URLS)
         self._max_token_response = settings.max_token_response_bytes
         self._token_timeout = aiohttp.ClientTimeout(
             total=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
@@ -121,16 +122,13 @@ class Upstream:
 
         Fast path: the URLs of the last targets are kept (a token endpoint's target is the
         same on every request), which saves a `URL.build` per request."""
-        key = (target.path, target.query)
-        url = self._urls.get(key)
-        if url is None:
-            url = URL.build(scheme=self._origin.scheme, authority=self._origin.raw_authority,
-                            path=self._base_path + target.path,
-                            query_string=target.query or "", encoded=True)
-            if len(self._urls) >= _CACHED_URLS:
-                self._urls.clear()  # bounded: pass-through paths may be many
-            self._urls[key] = url
-        return url
+        return self._urls((target.path, target.query),
+                          len(target.path) + len(target.query or ""))
+
+    def _build_url(self, key: tuple[str, str | None]) -> URL:
+        path, query = key
+        return URL.build(scheme=self._origin.scheme, authority=self._origin.raw_authority,
+                         path=self._base_path + path, query_string=query or "", encoded=True)
 
     async def send_token(
         self, request: web.BaseRequest, target: Target, headers: CIMultiDict[str],
