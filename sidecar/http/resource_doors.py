@@ -56,19 +56,33 @@ def build_check_app(token_app: web.Application) -> web.Application:
     return app
 
 
-def original_request(request: web.BaseRequest, trusted: bool) -> tuple[str, str, str | None]:
+def original_request(request: web.BaseRequest,
+                     trusted: bool) -> tuple[str, str | None, str | None]:
     """(door, method, raw target) of the request the proxy is asking about; the method is
-    None when a trusted proxy named the URI without it."""
+    None when a trusted proxy named the URI without it, the target None when the headers
+    name more than one request.
+
+    A proxy passes the client's own headers on (Traefik forwardAuth passes them all), and
+    sets only its own door's: a client that adds the other door's `X-Original-URI` or a
+    second URI header would choose the method and path its proof is checked against. So
+    exactly one door's URI header, sent once, is believed; two are refused."""
     if trusted:
-        for door, method_header, uri_header in _DOOR_HEADERS:
-            uri = request.headers.get(uri_header)
-            if uri is not None:
-                return door, uri, request.headers.get(method_header)
+        named = [(door, method_header, request.headers.getall(uri_header))
+                 for door, method_header, uri_header in _DOOR_HEADERS
+                 if uri_header in request.headers]
+        if len(named) > 1 or any(len(uris) > 1 for _, _, uris in named):
+            return named[0][0], None, request.method
+        if named:
+            door, method_header, uris = named[0]
+            return door, uris[0], request.headers.get(method_header)
     return ENVOY, request.raw_path, request.method
 
 
 _NO_METHOD: Final = errors.invalid_request("resource.no_original_method",
                                            "The proxy did not say the original method.")
+_AMBIGUOUS: Final = errors.invalid_request(
+    "resource.ambiguous_original_request",
+    "The proxy's headers name more than one original request.")
 
 
 async def _check(request: web.Request) -> web.Response:
@@ -90,7 +104,9 @@ async def _check(request: web.Request) -> web.Response:
 
 
 async def _verdict(request: web.Request, runtime: Runtime, resource: ResourceRuntime,
-                   raw: str, method: str | None) -> Allowed | Denied:
+                   raw: str | None, method: str | None) -> Allowed | Denied:
+    if raw is None:
+        return refuse(_AMBIGUOUS, resource.policy)
     if not method:
         return refuse(_NO_METHOD, resource.policy)
     target = read_target(raw)

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import trustme
 from aiohttp import web
+from multidict import CIMultiDict
 
 from sidecar.adapters.redis.store import RedisStore
 from sidecar.http.app import build_app
@@ -23,7 +24,7 @@ from tests.conftest import make_settings
 from tests.http.test_certificates import nginx_escaped, s256
 from tests.support.dpop import DpopKey
 from tests.support.redis_server import RedisServer
-from tests.support.resource import API_PATH, api_proof, bind, resource_settings
+from tests.support.resource import API_ORIGIN, API_PATH, api_proof, bind, resource_settings
 from tests.support.servers import RecordingUpstream, start_app
 
 
@@ -70,7 +71,7 @@ class Answer:
 
 
 async def ask(client: aiohttp.ClientSession, method: str, url: str,
-              headers: dict[str, str]) -> Answer:
+              headers: dict[str, str] | CIMultiDict[str]) -> Answer:
     async with client.request(method, url, headers=headers) as response:
         return Answer(response.status, response.headers, await response.read())
 
@@ -162,6 +163,27 @@ async def test_traefik_forward_auth(client: aiohttp.ClientSession, open_door: St
         "X-Forwarded-Uri": API_PATH, "Authorization": f"DPoP {token}",
         "DPoP": api_proof(key, token, htu="https://evil.example.com" + API_PATH)})
     assert answer.status == 401
+
+
+@pytest.mark.parametrize("added", [
+    # Traefik passes the client's headers on: another door's headers, or a second URI.
+    {"X-Original-Method": "GET", "X-Original-URI": "/api/other"},
+    {"X-Forwarded-Uri": "/api/other"},
+])
+async def test_a_client_cannot_name_another_request_beside_the_proxys(
+        client: aiohttp.ClientSession, open_door: Start, added: dict[str, str]) -> None:
+    door = await open_door()
+    key, token = await bound(door)
+    headers = CIMultiDict({"X-Forwarded-Method": "DELETE", "X-Forwarded-Uri": API_PATH,
+                           "Authorization": f"DPoP {token}",
+                           "DPoP": api_proof(key, token, htu=API_ORIGIN + "/api/other")})
+    for name, value in added.items():
+        headers.add(name, value)  # a second X-Forwarded-Uri is added, not replaced
+    answer = await ask(client, "GET", door.check_url + "/", headers)
+    # Refused (401 where one of the doors is nginx's, which honours no 400), never allowed.
+    assert answer.status in (400, 401)
+    assert b"more than one original request" in answer.body
+    assert "Authorization" not in answer.headers
 
 
 async def test_original_request_headers_from_an_untrusted_peer_are_ignored(
