@@ -34,7 +34,7 @@ from sidecar.core.resource.introspection_answer import (
     read_answer,
 )
 from sidecar.core.resource.token_facts import TokenFacts
-from sidecar.ports import Clock, SourceUnavailableError
+from sidecar.ports import Clock, InvalidTokenError, SourceUnavailableError
 from sidecar.settings import Settings
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
@@ -150,7 +150,14 @@ class IntrospectionSource:
 
 
 def _facts(answer: Answer) -> TokenFacts | None:
-    return answer if isinstance(answer, TokenFacts) else None
+    """An active token's facts; an inactive one is refused outright (RFC 7662 §2.2: not to be
+    used), whatever `resource.bearer` lets unknown tokens do: a revoked token must not pass
+    as an unbound Bearer one. An answer not understood is no verdict: the next source."""
+    if isinstance(answer, TokenFacts):
+        return answer
+    if isinstance(answer, Inactive):
+        raise InvalidTokenError("introspection.inactive", "The access token is not active.")
+    return None
 
 
 def introspection_source(settings: Settings, credentials: ClientCredentials | None,

@@ -19,7 +19,7 @@ from sidecar.core.resource.credentials import ClientCredentials, read_credential
 from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.http.proxy import open_session
-from sidecar.ports import SourceUnavailableError
+from sidecar.ports import InvalidTokenError, SourceUnavailableError
 from sidecar.settings import ConfigError
 from tests.conftest import make_settings
 from tests.support.fakes import FakeClock
@@ -119,23 +119,31 @@ async def test_a_revoked_token_stays_known_at_most_cache_seconds(
     assert await source.facts(token) is not None
     upstream.revoked.append(token)
     clock.advance(301)
-    assert await source.facts(token) is None
+    await _refused_as_inactive(source, token)
 
 
-async def test_inactive_answers_are_none_and_cached_briefly(
+async def _refused_as_inactive(source: IntrospectionSource, token: str) -> None:
+    # RFC 7662 §2.2: an inactive token is refused, not passed on as one nobody knows (which
+    # resource.bearer = "allow" would let through as an unbound Bearer token).
+    with pytest.raises(InvalidTokenError) as refused:
+        await source.facts(token)
+    assert refused.value.reason == "introspection.inactive"
+
+
+async def test_inactive_answers_are_refused_and_cached_briefly(
         upstream: OpaqueTokenServer, source: IntrospectionSource, clock: FakeClock) -> None:
-    assert await source.facts("never-issued") is None
-    assert await source.facts("never-issued") is None
+    await _refused_as_inactive(source, "never-issued")
+    await _refused_as_inactive(source, "never-issued")
     assert source.lookups == 1
     clock.advance(11)
-    assert await source.facts("never-issued") is None
+    await _refused_as_inactive(source, "never-issued")
     assert source.lookups == 2
 
 
 async def test_an_active_answer_with_a_past_exp_is_inactive(
         upstream: OpaqueTokenServer, source: IntrospectionSource, clock: FakeClock) -> None:
     token = upstream.issue(client_id="app", exp=int(clock.now()) - 3600)
-    assert await source.facts(token) is None
+    await _refused_as_inactive(source, token)
 
 
 async def test_zero_cache_seconds_asks_every_time(

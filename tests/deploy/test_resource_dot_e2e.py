@@ -107,6 +107,7 @@ async def test_a_token_dot_issued_alone_is_known_by_dot_s_introspection(
     answers = await asyncio.to_thread(flow)
     assert answers["allow"].status_code == 200, answers["allow"].text
     assert answers["deny"].status_code == 401
-    # A token DOT says is inactive is one no source vouches for: as Bearer it is the API's
-    # affair (resource.bearer = "allow"), and DOT's own view refuses it.
-    assert answers["unknown"].status_code == 403
+    # A token DOT's introspection says is inactive is refused by the sidecar itself
+    # (RFC 7662 §2.2), resource.bearer = "allow" or not: it never reaches DOT's view.
+    assert answers["unknown"].status_code == 401
+    assert 'error="invalid_token"' in answers["unknown"].headers["WWW-Authenticate"]

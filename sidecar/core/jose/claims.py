@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeGuard
+from typing import Final, Literal, TypeGuard
 
 TimeFailure = Literal["missing_exp", "bad_time_claim", "expired", "not_yet_valid",
                       "issued_in_future", "lifetime_too_long"]
@@ -24,6 +24,9 @@ class TimeRules:
     max_lifetime_seconds: float
 
 
+_LATEST_DATE: Final = 2**53
+
+
 def numeric_date(value: object) -> int | float | None:
     """A JSON number usable as a NumericDate (RFC 7519 §2): finite, never a bool; None
     otherwise. The type is kept (an integer `iat` stays an integer)."""
@@ -34,13 +37,23 @@ def numeric_date(value: object) -> int | float | None:
     return value
 
 
+def float_date(value: object) -> float | None:
+    """A NumericDate as a float, for arithmetic; None when it is none, or when no float can
+    hold it: a JSON integer has no bound, and float(10**400) raises OverflowError. 2**53
+    seconds is some 285 million years either way."""
+    number = numeric_date(value)
+    if number is None or not -_LATEST_DATE <= number <= _LATEST_DATE:
+        return None
+    return float(number)
+
+
 def _claim_date(claims: Mapping[str, object], name: str) -> float | str | None:
     """The claim as a finite number, None when absent, "bad" when not a NumericDate."""
     value = claims.get(name)
     if value is None:
         return None
-    number = numeric_date(value)
-    return "bad" if number is None else float(number)
+    number = float_date(value)
+    return "bad" if number is None else number
 
 
 def check_times(claims: Mapping[str, object], now: float, rules: TimeRules) -> TimeFailure | None:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Final, Literal
 
 from sidecar.core.access_binding import JKT, X5T_S256
-from sidecar.core.jose.claims import numeric_date
+from sidecar.core.jose.claims import float_date
 from sidecar.core.resource.token_facts import Source, TokenFacts
 
 ClaimsFailure = Literal["bad_cnf", "unsupported_cnf", "bad_claim"]
@@ -32,7 +32,6 @@ ClaimsFailure = Literal["bad_cnf", "unsupported_cnf", "bad_claim"]
 _SHA256_B64URL: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 # Printable, no control characters (header values, RFC 9110 §5.5); bounded.
 _CONTEXT_TEXT: Final = re.compile(r"[^\x00-\x1f\x7f]{0,4096}")
-_OTHER_CONFIRMATIONS: Final = frozenset({"jwk", "jwe", "jku", "kid", "x5t"})
 
 
 def facts_from_claims(claims: Mapping[str, object],
@@ -47,7 +46,7 @@ def facts_from_claims(claims: Mapping[str, object],
         if not isinstance(value, str) or not _CONTEXT_TEXT.fullmatch(value):
             return "bad_claim"
         texts.append(value)
-    exp = numeric_date(claims["exp"]) if "exp" in claims else 0
+    exp = float_date(claims["exp"]) if "exp" in claims else 0
     if exp is None or exp < 0:
         return "bad_claim"
     client_id, subject, scope = texts
@@ -65,7 +64,9 @@ def _confirmation(cnf: object) -> tuple[str | None, str | None] | ClaimsFailure:
         if value is not None and not (isinstance(value, str)
                                       and _SHA256_B64URL.fullmatch(value)):
             return "bad_cnf"
-    if jkt is None and x5t is None and _OTHER_CONFIRMATIONS.intersection(cnf):
+    if jkt is None and x5t is None and cnf:
+        # A confirmation method this side cannot check (jwk, kid, x5t#S512, ...): read as
+        # "unbound" it would make a bound token a bearer one (RFC 7800 §3.1).
         return "unsupported_cnf"
     return (jkt if isinstance(jkt, str) else None,
             x5t if isinstance(x5t, str) else None)

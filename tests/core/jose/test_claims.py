@@ -9,8 +9,10 @@ from sidecar.core.jose.claims import (
     TimeRules,
     audience_matches,
     check_times,
+    float_date,
     iat_window,
     jti_ttl,
+    numeric_date,
     time_failure_messages,
     valid_jti,
 )
@@ -35,6 +37,9 @@ RULES = TimeRules(leeway_seconds=60, max_lifetime_seconds=300)
     ({"exp": NOW + 400}, "lifetime_too_long"),
     ({"exp": NOW + 350}, None),  # 350 <= 300 + 60 leeway
     ({"exp": NOW + 300, "iat": NOW - 100}, "lifetime_too_long"),
+    # JSON integers are unbounded: one no float holds is refused, never an OverflowError.
+    ({"exp": 10**400}, "bad_time_claim"),
+    ({"exp": NOW + 60, "iat": -(10**400)}, "bad_time_claim"),
 ])
 def test_check_times(claims: dict[str, object], expected: str | None) -> None:
     assert check_times(claims, NOW, RULES) == expected
@@ -86,3 +91,11 @@ def test_every_time_failure_has_a_message() -> None:
     failures = {check_times(claims, NOW, RULES) for claims in every}
     assert failures == set(messages)
     assert messages["expired"] == "The assertion has expired."
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1_700_000_000, 1_700_000_000.0), (1.5, 1.5), (2**53, float(2**53)), (2**53 + 1, None),
+    (10**400, None), (-(10**400), None), (float("nan"), None), (True, None), ("1", None)])
+def test_float_date(value: object, expected: float | None) -> None:
+    assert float_date(value) == expected
+    assert numeric_date(10**400) == 10**400  # a number all the same: DPoP's iat window says why

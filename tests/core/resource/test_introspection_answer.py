@@ -73,3 +73,7 @@ def test_active_answers_are_kept_until_exp_at_most_max(expires_at: int,
 def test_inactive_answers_are_kept_briefly() -> None:
     assert cache_seconds(INACTIVE, NOW, max_seconds=300, inactive_seconds=10) == 10
     assert cache_seconds(INACTIVE, NOW, max_seconds=0, inactive_seconds=10) == 0
+
+
+def test_an_exp_no_float_can_hold_is_not_understood_and_no_crash() -> None:
+    assert isinstance(read({"active": True, "exp": 10**400}), NotUnderstood)

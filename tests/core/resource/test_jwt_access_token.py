@@ -103,6 +103,9 @@ REFUSED = [
     Case("cnf.jkt not a SHA-256", lambda: AS.token(cnf={"jkt": "abc"}), "bad_cnf"),
     Case("cnf.x5t#S256 padded", lambda: AS.token(cnf={"x5t#S256": X5T + "="}), "bad_cnf"),
     Case("cnf.jwk only", lambda: AS.token(cnf={"jwk": {"kty": "EC"}}), "unsupported_cnf"),
+    # A method nobody listed is no more "unbound" than a listed one (RFC 7800 §3.1).
+    Case("cnf.x5t#S512 only", lambda: AS.token(cnf={"x5t#S512": "A" * 86}), "unsupported_cnf"),
+    Case("an exp no float can hold", lambda: AS.token(exp=10**400), "bad_time_claim"),
     Case("sub a number", lambda: AS.token(sub=42), "bad_claim"),
     Case("scope an array", lambda: AS.token(scope=["read"]), "bad_claim"),
     Case("client_id with a newline", lambda: AS.token(client_id="app\r\nX-Evil: 1"),
