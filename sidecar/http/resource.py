@@ -44,8 +44,11 @@ async def inline_resource(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     if is_cors_preflight(request):
         # A browser's preflight carries no credentials (Fetch standard): the API's CORS
-        # policy answers it.
+        # policy answers it. Anyone can send one, though: whatever credentials it carries
+        # are unchecked, so they are not passed on either.
         headers = _api_headers(request, runtime)
+        headers.popall("Authorization", None)
+        headers.popall("DPoP", None)
         headers["X-Request-Id"] = request_id_of(request)
         return await _forward(request, resource.upstream, headers)
     return await _checked(request, runtime, resource, resource.upstream)

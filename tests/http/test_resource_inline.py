@@ -182,9 +182,13 @@ async def test_a_cors_preflight_goes_to_the_api_unchecked(
     deployment = await deploy(resource={"bearer": "deny"})
     async with client.options(deployment.url + API_PATH, headers={
             "Origin": "https://app.example.com",
-            "Access-Control-Request-Method": "GET"}) as response:
+            "Access-Control-Request-Method": "GET",
+            # Not a browser's: credentials the check never looked at.
+            "Authorization": "Bearer stolen-token", "DPoP": "a-proof"}) as response:
         assert response.status == 200
-    assert deployment.api.last.method == "OPTIONS"
+    reached = deployment.api.last
+    assert reached.method == "OPTIONS"
+    assert "Authorization" not in reached.headers and "DPoP" not in reached.headers
 
 
 async def test_a_store_that_cannot_answer_is_503_and_nothing_reaches_the_api(
