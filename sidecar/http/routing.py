@@ -26,8 +26,13 @@ from aiohttp.typedefs import Handler
 class OneRoute(web.UrlDispatcher):
     def __init__(self, handler: Handler) -> None:
         super().__init__()
-        resource = self.add_resource("/")
+        resource = super().add_resource("/")
         self._route = resource.add_route("*", handler)
+
+    def add_resource(self, path: str, *, name: str | None = None) -> web.Resource:
+        # `resolve` answers every request with the one route: a route added later would
+        # never be reached, so adding one is an error, not a silent no-op.
+        raise RuntimeError("the token application has one route; dispatch reads the target")
 
     async def resolve(self, request: web.Request) -> web.UrlMappingMatchInfo:
         return web.UrlMappingMatchInfo({}, self._route)
