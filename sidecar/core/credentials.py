@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, replace
+from urllib.parse import quote
 
 from sidecar import errors
 from sidecar.core.form import decode_component
@@ -54,6 +55,17 @@ class ClientCredentials:
 
     def __repr__(self) -> str:  # secrets and assertions never reach a log line
         return f"ClientCredentials(client_id={self.client_id!r}, method={self.method!r})"
+
+
+def basic_authorization(client_id: str, secret: str) -> str:
+    """The `Authorization: Basic` value of a client id and secret, as `_read_basic` reads it
+    (RFC 6749 §2.3.1: each part form-urlencoded, spaces as "+", then base64 of `id:secret`)."""
+    pair = f"{_form_encode(client_id)}:{_form_encode(secret)}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def _form_encode(text: str) -> str:
+    return quote(text, safe="", encoding="utf-8").replace("%20", "+")
 
 
 def basic_challenge(realm: str) -> tuple[str, str]:

@@ -18,12 +18,11 @@ The fields are those of the reference token API (`parameters`, `clientId`, `clie
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import quote
 
+from sidecar.core.credentials import basic_authorization
 from sidecar.core.decision_api.fields import FieldError, Fields
 from sidecar.core.form import parse_form
 from sidecar.core.htu import normalize_htu
@@ -72,19 +71,13 @@ class TokenCall:
         (RFC 6749 §2.3.1: each form-urlencoded, then joined by a colon). None without them."""
         if self.client_id is None and self.client_secret is None:
             return None
-        pair = f"{_form_encode(self.client_id or '')}:{_form_encode(self.client_secret or '')}"
-        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        return basic_authorization(self.client_id or "", self.client_secret or "")
 
     def certificate_pem(self) -> str | None:
         """The certificate and its chain as one PEM text, the `pem` format's input."""
         if self.client_certificate is None:
             return None
         return "\n".join((self.client_certificate, *self.client_certificate_path))
-
-
-def _form_encode(text: str) -> str:
-    # application/x-www-form-urlencoded, as RFC 6749 Appendix B: spaces as "+".
-    return quote(text, safe="", encoding="utf-8").replace("%20", "+")
 
 
 def read_token_call(fields: Fields) -> TokenCall | FieldError:

@@ -11,14 +11,13 @@ message.
 
 from __future__ import annotations
 
-import base64
 import tomllib
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Final
-from urllib.parse import quote
 
 from sidecar.core.config_files import file_text
+from sidecar.core.credentials import basic_authorization
 from sidecar.ports import ConfigFiles
 from sidecar.settings import ConfigError
 
@@ -33,15 +32,10 @@ class ClientCredentials:
     @property
     def authorization(self) -> str:
         """RFC 6749 §2.3.1: each part form-urlencoded, then joined by `:` and base64."""
-        pair = f"{_form_encode(self.client_id)}:{_form_encode(self.client_secret)}"
-        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        return basic_authorization(self.client_id, self.client_secret)
 
     def __repr__(self) -> str:
         return f"ClientCredentials(client_id={self.client_id!r}, client_secret=...)"
-
-
-def _form_encode(text: str) -> str:
-    return quote(text, safe="").replace("%20", "+")
 
 
 def read_credentials_file(path: str | PurePath, key: str, files: ConfigFiles) -> ClientCredentials:
