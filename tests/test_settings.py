@@ -102,6 +102,7 @@ def test_problems_name_the_key(raw: dict[str, dict[str, object]], environ: dict[
     with pytest.raises(ConfigError) as caught:
         settings_from_mapping(merged, environ)
     assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
+    assert not any("s3cret" in p for p in caught.value.problems)
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -280,6 +281,11 @@ def test_resource_keys_from_the_environment() -> None:
     ({"introspection_url": "https://as.example.com/introspect"},
      "resource.introspection_credentials_file: required"),
     ({"introspection_cache_seconds": -1}, "resource.introspection_cache_seconds: must not"),
+    # The URL is logged when its source cannot answer: no password in it (nor in the error).
+    ({"introspection_url": "https://rs:s3cret@as.example.com/introspect"},
+     "resource.introspection_url: a URL must not hold credentials"),
+    ({"jwks_uri": "https://u:s3cret@as.example.com/jwks"},
+     "resource.jwks_uri: a URL must not hold credentials"),
 ])
 def test_resource_problems_name_the_key(changes: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -37,6 +37,14 @@ def http_url(value: str) -> str | None:
     return None
 
 
+def http_url_without_credentials(value: str) -> str | None:
+    """An http(s) URL with no `user:password@`: the URL goes into log lines (a source that
+    cannot answer names it), a password must not. The value is not repeated in the message."""
+    if value and (urlsplit(value).username is not None or urlsplit(value).password is not None):
+        return "a URL must not hold credentials (user:password@); use the credentials file"
+    return http_url(value)
+
+
 def path(value: str) -> str | None:
     if value and not value.startswith("/"):
         return f"expected a path starting with '/', got {value!r}"

@@ -63,8 +63,8 @@ class ResourceSettings:
     # Token sources besides the recorded bindings: JWT access tokens (RFC 9068) verified
     # against these keys, and the upstream's introspection (RFC 7662) with the resource
     # server's credentials (a file), answers cached at most this long.
-    jwks_uri: str = key("", checks.http_url)
-    introspection_url: str = key("", checks.http_url)
+    jwks_uri: str = key("", checks.http_url_without_credentials)
+    introspection_url: str = key("", checks.http_url_without_credentials)
     introspection_credentials_file: str = key("", path=True)
     introspection_cache_seconds: int = key(300, checks.non_negative)
     # JWT access tokens typed "JWT" or not typed at all, besides RFC 9068's "at+jwt" (many
