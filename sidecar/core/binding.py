@@ -5,6 +5,8 @@ is about to issue."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sidecar import errors
 from sidecar.core.attestation.config import ATTESTATION_METHODS
 from sidecar.core.attestation.config import REFRESH_BINDING_KIND as ATTESTATION_BINDING
@@ -12,7 +14,7 @@ from sidecar.core.attestation.refresh_binding import (
     check_refresh_binding as check_attestation_binding,
 )
 from sidecar.core.grants.names import REFRESH_TOKEN, TOKEN_EXCHANGE
-from sidecar.core.steps import Facts, StepContext
+from sidecar.core.steps import Facts, StepContext, StoreAccess
 from sidecar.core.store_failures import store_call
 from sidecar.errors import OAuthError
 from sidecar.model import TokenRequest
@@ -20,15 +22,23 @@ from sidecar.model import TokenRequest
 REFRESH_BINDING = "refresh"  # store kind: sha256(refresh_token) -> "<kind>:<value>"
 
 
-async def check_refresh_binding(request: TokenRequest, facts: Facts,
-                                env: StepContext) -> OAuthError | None:
+@dataclass(frozen=True, slots=True)
+class CheckRefreshBinding:
     """RFC 9449 §5, RFC 8705 §4: a bound refresh token is only spent by the key, certificate
     or instance it is bound to, whether it is refreshed or exchanged (below)."""
-    for refresh_token in _presented_refresh_tokens(request, facts):
-        error = await _check_one(refresh_token, facts, env)
-        if error is not None:
-            return error
-    return None
+
+    store: StoreAccess
+
+    @classmethod
+    def of(cls, env: StepContext) -> CheckRefreshBinding:
+        return cls(StoreAccess.of(env))
+
+    async def __call__(self, request: TokenRequest, facts: Facts) -> OAuthError | None:
+        for refresh_token in _presented_refresh_tokens(request, facts):
+            error = await _check_one(refresh_token, facts, self.store)
+            if error is not None:
+                return error
+        return None
 
 
 def _presented_refresh_tokens(request: TokenRequest, facts: Facts) -> tuple[str, ...]:
@@ -49,9 +59,10 @@ def _presented_refresh_tokens(request: TokenRequest, facts: Facts) -> tuple[str,
     return tuple(token for name in names if (token := params.get(name)))
 
 
-async def _check_one(refresh_token: str, facts: Facts, env: StepContext) -> OAuthError | None:
-    outcome = await store_call(env.store.get_binding(REFRESH_BINDING, refresh_token),
-                               env.policy.store)
+async def _check_one(refresh_token: str, facts: Facts,
+                     access: StoreAccess) -> OAuthError | None:
+    outcome = await store_call(access.store.get_binding(REFRESH_BINDING, refresh_token),
+                               access.failures)
     if isinstance(outcome, OAuthError):
         return outcome
     if outcome.skipped:

@@ -1,11 +1,15 @@
 """What every decision shares: the context the steps run in, the facts they establish, and
 the steps used by more than one endpoint (the DPoP proof, and burning single-use values last).
 
-A step reads the request and the facts so far, and either records more facts or returns the
-`OAuthError` that ends the request. `run_steps` runs a list of them in order. The facts are
-typed by what is known when the steps start: every endpoint's `ProofFacts` (the DPoP proof,
-the single-use values), and the token endpoint's `Facts`, which are made only once the
-request's client credentials were read (`Presented`), so no step has to ask whether they were.
+A step is a frozen object holding only the part of the policy (and the ports) it reads, made
+once from the `StepContext` by its `of` (`bind_steps`), not once per request. Called with the
+request and the facts so far, it either records more facts or returns the `OAuthError` that
+ends the request. `of` returns None when the configuration leaves the step nothing to check
+(no attestation, no trusted issuers): the step is left out rather than asked every time.
+`run_steps` runs the bound steps in order. The facts are typed by what is known when the
+steps start: every endpoint's `ProofFacts` (the DPoP proof, the single-use values), and the
+token endpoint's `Facts`, which are made only once the request's client credentials were read
+(`Presented`), so no step has to ask whether they were.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sidecar import errors
 from sidecar.core.attestation.legacy import LegacyAssertion
@@ -26,7 +30,7 @@ from sidecar.core.dpop.validate import validate_proof
 from sidecar.core.grants.names import GrantResult
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy, ProofPolicy
-from sidecar.core.store_failures import StoreOutcome, store_call
+from sidecar.core.store_failures import StoreFailurePolicy, StoreOutcome, store_call
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck, Summary, TokenRequest
 from sidecar.ports import Clock, JwksSource, ReplayStore, SecretVerifier
@@ -103,17 +107,46 @@ class Facts(ProofFacts):
 
 
 F = TypeVar("F", bound=ProofFacts)
-Step = Callable[[TokenRequest, F, StepContext], Awaitable[OAuthError | None]]
+F_contra = TypeVar("F_contra", bound=ProofFacts, contravariant=True)
 
 
-async def run_steps(request: TokenRequest, facts: F, env: StepContext,
+class Step(Protocol[F_contra]):
+    """One bound step: the request and the facts so far in, a refusal or None out."""
+
+    def __call__(self, request: TokenRequest, facts: F_contra, /) -> Awaitable[OAuthError | None]:
+        ...
+
+
+# A step's `of`: the step bound to one context, or None when it has nothing to check there.
+StepBinder = Callable[[StepContext], Step[F] | None]
+
+
+def bind_steps(binders: Sequence[StepBinder[F]], env: StepContext) -> tuple[Step[F], ...]:
+    """The steps bound to `env`, in order, without those the configuration leaves idle."""
+    return tuple(step for binder in binders if (step := binder(env)) is not None)
+
+
+async def run_steps(request: TokenRequest, facts: F,
                     steps: Sequence[Step[F]]) -> OAuthError | None:
     """Run the steps in order until one refuses; the refusal if any (the facts are filled)."""
     for step in steps:
-        error = await step(request, facts, env)
+        error = await step(request, facts)
         if error is not None:
             return error
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAccess:
+    """What a step that reads or writes the store holds: the store, and what a failing one
+    means (sidecar/core/store_failures.py)."""
+
+    store: ReplayStore
+    failures: StoreFailurePolicy
+
+    @classmethod
+    def of(cls, env: StepContext) -> StoreAccess:
+        return cls(env.store, env.policy.store)
 
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
@@ -130,12 +163,24 @@ def _loggable(value: str) -> str:
     return _UNPRINTABLE.sub("?", value[:_LOGGED_MAX])
 
 
-async def check_dpop_proof(request: TokenRequest, facts: Facts,
-                           env: StepContext) -> OAuthError | None:
-    nonce_required = env.policy.nonce_required if facts.auth is None \
-        else dpop_nonce_required(facts.auth, env.policy.nonce_required)
-    return check_proof(request, facts, env.policy.proof, env.clock.now(),
-                       env.policy.dpop.htu_targets, nonce_required=nonce_required)
+@dataclass(frozen=True, slots=True)
+class CheckDpopProof:
+    """RFC 9449 §4.3 at the token endpoint: the proof, its `htu` the token endpoint's URL; a
+    registered client may require the server's nonce of its own (`dpop_nonce_required`)."""
+
+    proof: ProofPolicy
+    clock: Clock
+
+    @classmethod
+    def of(cls, env: StepContext) -> CheckDpopProof:
+        return cls(env.policy.proof, env.clock)
+
+    async def __call__(self, request: TokenRequest, facts: Facts) -> OAuthError | None:
+        policy = self.proof
+        nonce_required = policy.nonce_required if facts.auth is None \
+            else dpop_nonce_required(facts.auth, policy.nonce_required)
+        return check_proof(request, facts, policy, self.clock.now(), policy.dpop.htu_targets,
+                           nonce_required=nonce_required)
 
 
 def check_proof(request: TokenRequest, facts: ProofFacts, policy: ProofPolicy, now: float,
@@ -168,18 +213,27 @@ _JTI_REPLAYED = errors.invalid_dpop_proof("dpop.jti_replayed",
                                           "The DPoP proof has been used before.")
 
 
-async def burn_replays(request: TokenRequest, facts: ProofFacts,
-                       env: StepContext) -> OAuthError | None:
+@dataclass(frozen=True, slots=True)
+class BurnReplays:
     """Last of all, so that a request refused for another reason (a missing nonce, say) does
     not use up its single-use values: one atomic `SET NX` each."""
-    for replay in facts.replays:
-        outcome: StoreOutcome[bool] | OAuthError = await store_call(
-            env.store.first_use(replay.kind, replay.value, replay.ttl_seconds),
-            env.policy.store)
-        if isinstance(outcome, OAuthError):
-            return outcome
-        if outcome.skipped:
-            facts.replay_check_skipped = True
-        elif not outcome.value:
-            return replay.error
-    return None
+
+    store: StoreAccess
+
+    @classmethod
+    def of(cls, env: StepContext) -> BurnReplays:
+        return cls(StoreAccess.of(env))
+
+    async def __call__(self, request: TokenRequest, facts: ProofFacts) -> OAuthError | None:
+        access = self.store
+        for replay in facts.replays:
+            outcome: StoreOutcome[bool] | OAuthError = await store_call(
+                access.store.first_use(replay.kind, replay.value, replay.ttl_seconds),
+                access.failures)
+            if isinstance(outcome, OAuthError):
+                return outcome
+            if outcome.skipped:
+                facts.replay_check_skipped = True
+            elif not outcome.value:
+                return replay.error
+        return None

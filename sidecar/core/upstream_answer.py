@@ -14,10 +14,11 @@ from sidecar import errors, fast_json
 from sidecar.core.access_binding import ACCESS_BINDING, binding_for_answer
 from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.policy import AnswerPolicy
-from sidecar.core.steps import StepContext
+from sidecar.core.steps import StepContext, StoreAccess
 from sidecar.core.store_failures import store_call
 from sidecar.errors import OAuthError
 from sidecar.model import Forward
+from sidecar.ports import Clock
 
 BindingOutcome = Literal["recorded", "skipped"]  # skipped: the store down, failing open
 # RFC 9449 §5: what was done with an answer to a DPoP request whose token_type is not DPoP.
@@ -42,33 +43,52 @@ class AnswerEdit:
             ("upstream_token_type", self.token_type)) if value is not None)
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerReview:
+    """The review of the upstream's answer, bound once to what it reads: the answer policy,
+    the store the bindings are written to, the clock."""
+
+    policy: AnswerPolicy
+    store: StoreAccess
+    clock: Clock
+
+    @classmethod
+    def of(cls, env: StepContext) -> AnswerReview:
+        return cls(env.policy.answer, StoreAccess.of(env), env.clock)
+
+    async def __call__(self, forward: Forward, status: int, body: bytes) -> AnswerEdit:
+        policy = self.policy
+        headers = _nonce_headers(policy, self.clock.now())
+        if not 200 <= status < 300 or not (forward.proves_possession
+                                           or forward.bind_refresh_token_to):
+            return AnswerEdit(headers=headers)
+        token = fast_json.loads_object(body)
+        if token is None:
+            return AnswerEdit(headers=headers)
+        # Both bindings are written together: on Redis they go out in the same pipeline.
+        access, refresh = await asyncio.gather(
+            _bind_access_token(token, forward, self),
+            _bind_refresh_token(token, forward.bind_refresh_token_to, self))
+        for outcome in (access, refresh):
+            if isinstance(outcome, OAuthError):
+                # Closed: a token whose binding could not be recorded is not handed out unbound.
+                return AnswerEdit(error=outcome, headers=headers, access_binding=_outcome(access),
+                                  refresh_binding=_outcome(refresh))
+        edit = AnswerEdit(headers=headers, access_binding=_outcome(access),
+                          refresh_binding=_outcome(refresh))
+        if not forward.dpop_jkt:
+            return edit
+        handling, rewritten = _enforce_dpop_token_type(token, policy, bound=access == "recorded")
+        if isinstance(rewritten, OAuthError):
+            return replace(edit, error=rewritten, token_type=handling)
+        return replace(edit, body=rewritten, token_type=handling)
+
+
 async def review_answer(forward: Forward, status: int, body: bytes,
                         env: StepContext) -> AnswerEdit:
-    policy = env.policy.answer
-    headers = _nonce_headers(policy, env.clock.now())
-    if not 200 <= status < 300 or not (forward.proves_possession
-                                       or forward.bind_refresh_token_to):
-        return AnswerEdit(headers=headers)
-    token = fast_json.loads_object(body)
-    if token is None:
-        return AnswerEdit(headers=headers)
-    # Both bindings are written together: on Redis they go out in the same pipeline.
-    access, refresh = await asyncio.gather(
-        _bind_access_token(token, forward, env),
-        _bind_refresh_token(token, forward.bind_refresh_token_to, env))
-    for outcome in (access, refresh):
-        if isinstance(outcome, OAuthError):
-            # Closed: a token whose binding could not be recorded is not handed out unbound.
-            return AnswerEdit(error=outcome, headers=headers,
-                              access_binding=_outcome(access), refresh_binding=_outcome(refresh))
-    edit = AnswerEdit(headers=headers, access_binding=_outcome(access),
-                      refresh_binding=_outcome(refresh))
-    if not forward.dpop_jkt:
-        return edit
-    handling, rewritten = _enforce_dpop_token_type(token, policy, bound=access == "recorded")
-    if isinstance(rewritten, OAuthError):
-        return replace(edit, error=rewritten, token_type=handling)
-    return replace(edit, body=rewritten, token_type=handling)
+    """One review with its inputs bound for it (the tests; the proxy binds `AnswerReview`
+    once per runtime)."""
+    return await AnswerReview.of(env)(forward, status, body)
 
 
 def _outcome(result: BindingOutcome | OAuthError | None) -> BindingOutcome | None:
@@ -105,35 +125,36 @@ def _enforce_dpop_token_type(
 
 
 async def _bind_access_token(token: dict[str, Any], forward: Forward,
-                             env: StepContext) -> BindingOutcome | OAuthError | None:
+                             review: AnswerReview) -> BindingOutcome | OAuthError | None:
     """Whether a binding was recorded for the answer's access token; None: none to record."""
     if not forward.proves_possession:
         return None
     found = binding_for_answer(
         token, jkt=forward.dpop_jkt, x5t_s256=forward.cert_s256,
         client_id=forward.summary.client_id, requested_scope=forward.requested_scope,
-        now=env.clock.now(), default_ttl_seconds=env.policy.answer.access_binding_ttl_seconds)
+        now=review.clock.now(), default_ttl_seconds=review.policy.access_binding_ttl_seconds)
     if found is None:
         return None
     access_token, binding, ttl = found
     outcome = await store_call(
-        env.store.set_binding(ACCESS_BINDING, access_token, binding.encode(), ttl),
-        env.policy.store)
+        review.store.store.set_binding(ACCESS_BINDING, access_token, binding.encode(), ttl),
+        review.store.failures)
     if isinstance(outcome, OAuthError):
         return outcome
     return "skipped" if outcome.skipped else "recorded"
 
 
 async def _bind_refresh_token(token: dict[str, Any], bound_to: str | None,
-                              env: StepContext) -> BindingOutcome | OAuthError | None:
+                              review: AnswerReview) -> BindingOutcome | OAuthError | None:
     refresh_token = token.get("refresh_token")
     if not bound_to or not isinstance(refresh_token, str) or not refresh_token:
         return None
     ttl = token.get("refresh_token_expires_in")
     if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
-        ttl = env.policy.answer.refresh_binding_ttl_seconds
+        ttl = review.policy.refresh_binding_ttl_seconds
     outcome = await store_call(
-        env.store.set_binding(REFRESH_BINDING, refresh_token, bound_to, ttl), env.policy.store)
+        review.store.store.set_binding(REFRESH_BINDING, refresh_token, bound_to, ttl),
+        review.store.failures)
     if isinstance(outcome, OAuthError):
         return outcome
     return "skipped" if outcome.skipped else "recorded"

@@ -18,6 +18,8 @@ from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.adapters.http_fetch import AiohttpFetcher
 from sidecar.adapters.instrumented_store import InstrumentedStore
 from sidecar.adapters.jwks import CachingJwksSource
+from sidecar.core.decide import TokenDecider
+from sidecar.core.par import ParDecider
 from sidecar.core.policy import Policy, resolve
 from sidecar.core.steps import StepContext
 from sidecar.core.target import (
@@ -29,6 +31,7 @@ from sidecar.core.target import (
     GuardedPath,
     GuardedPaths,
 )
+from sidecar.core.upstream_answer import AnswerReview
 from sidecar.http.admission import Admission
 from sidecar.http.headers import ForwardRules, HeaderNames
 from sidecar.http.metrics import Metrics
@@ -67,6 +70,10 @@ class Runtime:
     settings: Settings
     read_policy: ReadPolicy
     env: StepContext
+    # The decisions and the answer review, their steps bound to `env` once (not per request).
+    decide_token: TokenDecider
+    decide_par: ParDecider
+    review_answer: AnswerReview
     upstream: Upstream
     forward_rules: ForwardRules  # which of the client's headers go upstream
     guarded: GuardedPaths  # the paths validated rather than passed through
@@ -236,11 +243,15 @@ def _file_identity(path: Path) -> tuple[int, int, int] | None:
 
 def build_runtime(settings: Settings, policy: Policy, resources: Resources,
                   clock: Clock) -> Runtime:
+    env = StepContext(policy, resources.store, clock, resources.clients.jwks,
+                      resources.clients.secrets)
     return Runtime(
         settings=settings,
         read_policy=ReadPolicy.from_settings(settings),
-        env=StepContext(policy, resources.store, clock, resources.clients.jwks,
-                resources.clients.secrets),
+        env=env,
+        decide_token=TokenDecider.bind(env),
+        decide_par=ParDecider.bind(env),
+        review_answer=AnswerReview.of(env),
         upstream=Upstream(resources.session, settings.upstream),
         forward_rules=forward_rules(settings),
         guarded=guarded_paths(settings, policy),

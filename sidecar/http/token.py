@@ -19,13 +19,10 @@ from sidecar.core.attestation.challenges import challenge_endpoint
 from sidecar.core.attestation.challenges import response_headers as attestation_headers
 from sidecar.core.attestation.config import AttestationPolicy
 from sidecar.core.clients.model import Registry
-from sidecar.core.decide import decide
 from sidecar.core.metadata import is_metadata_path
-from sidecar.core.par import decide_par
 from sidecar.core.query import check_query
-from sidecar.core.steps import StepContext
 from sidecar.core.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
-from sidecar.core.upstream_answer import AnswerEdit, review_answer
+from sidecar.core.upstream_answer import AnswerEdit
 from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.introspection import introspect, revoke
@@ -44,7 +41,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # RFC 9449 §8 and §7.1 notes: a browser client must be able to read these.
 _EXPOSED_TO_BROWSERS = ("DPoP-Nonce", "WWW-Authenticate", "OAuth-Client-Attestation-Challenge")
 
-Decider = Callable[[TokenRequest, StepContext], Awaitable[Decision]]
+Decider = Callable[[TokenRequest], Awaitable[Decision]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TARGET = web.RequestKey("target", Target)
 BoundTokenHandler = Callable[[web.Request, Runtime, Outbound], Awaitable[web.Response]]
@@ -94,9 +91,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if isinstance(guarded, OAuthError):
         return _refuse_target(request, guarded)
     if guarded.name == TOKEN:
-        return await _handle(request, state, runtime, decide)
+        return await _handle(request, state, runtime, runtime.decide_token)
     if guarded.name == PAR:
-        return await _handle(request, state, runtime, decide_par)
+        return await _handle(request, state, runtime, runtime.decide_par)
     if guarded.name == INTROSPECTION:
         return await _bound_tokens(request, runtime, introspect)
     if guarded.name == REVOCATION:
@@ -190,7 +187,7 @@ async def _answer_token(request: web.Request, runtime: Runtime, decider: Decider
         record.done(decision, response, failure=answer)
         return response
     record.metrics.observe_upstream(answer.status, time.perf_counter() - upstream_started)
-    edit = await review_answer(decision, answer.status, answer.body, runtime.env)
+    edit = await runtime.review_answer(decision, answer.status, answer.body)
     if edit.error is not None:
         response = error_response(edit.error.with_headers(*edit.headers), request_id)
     else:
@@ -212,7 +209,7 @@ async def _decide(request: web.Request, runtime: Runtime,
     token_request = await read_token_request(request, runtime.read_policy)
     if isinstance(token_request, OAuthError):
         return Respond.before_decision(token_request), b""
-    return await decider(token_request, runtime.env), token_request.body
+    return await decider(token_request), token_request.body
 
 
 def _context_headers(request: web.BaseRequest, runtime: Runtime, decision: Forward,

@@ -11,12 +11,15 @@ table are about the order of the steps: single-use values are burned last, by on
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from sidecar.core.binding import REFRESH_BINDING
-from sidecar.core.decide import STEPS, decide, read_presented
+from sidecar.core.decide import STEPS, TokenDecider, decide, read_presented
 from sidecar.core.jose.keys import thumbprint
-from sidecar.core.steps import Facts, Presented, run_steps
+from sidecar.core.steps import Facts, Presented, StepBinder, bind_steps, run_steps
 from sidecar.model import Action, Respond
 from tests.support.pipeline import (
     AS_PUBLIC,
@@ -228,10 +231,27 @@ CASES: tuple[Case, ...] = (
 
 
 def test_every_step_has_cases_that_pass_it_and_cases_it_refuses() -> None:
-    for step in STEPS:
-        rows = [case for case in CASES if case.step == step.__name__]
+    for binder in STEPS:
+        name = step_name(binder)
+        rows = [case for case in CASES if case.step == name]
         kinds = {type(case.expect) for case in rows}
-        assert kinds == {Forwarded, Refused}, step.__name__
+        assert kinds == {Forwarded, Refused}, name
+
+
+def step_name(binder: StepBinder[Facts]) -> str:
+    """`CheckGrant.of` -> "check_grant", the prefix of that step's case names."""
+    return snake_case(binder.__qualname__.split(".")[0])
+
+
+def snake_case(class_name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+
+
+def test_step_names_are_the_case_prefixes() -> None:
+    assert [step_name(binder) for binder in STEPS] == [
+        "check_attestation", "require_client_identification", "authenticate_client",
+        "check_grant", "check_dpop_proof", "check_jwt_bearer", "check_refresh_binding",
+        "burn_replays"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -299,7 +319,7 @@ async def test_a_refusal_stops_the_steps(pipeline: Pipeline) -> None:
     presented = read_presented(token_request, env)
     assert isinstance(presented, Presented)
     facts = Facts.of(presented, token_request)
-    error = await run_steps(token_request, facts, env, STEPS)
+    error = await run_steps(token_request, facts, bind_steps(STEPS, env))
     assert error is not None and error.result_code == "grant.unsupported"
     # The client was identified before; the proof, checked after the grant, was not.
     assert facts.client is not None and facts.client.client_id == "app"
@@ -309,3 +329,18 @@ async def test_a_refusal_stops_the_steps(pipeline: Pipeline) -> None:
     assert isinstance(decision, Respond)
     assert (decision.summary.client_id, decision.summary.result_code,
             decision.action) == ("app", "grant.unsupported", Action.BAD_REQUEST)
+
+
+@pytest.mark.parametrize(("settings", "bound"), [
+    ({}, ["require_client_identification", "check_grant", "check_dpop_proof",
+          "check_refresh_binding", "burn_replays"]),
+    (REGISTRY, ["require_client_identification", "authenticate_client", "check_grant",
+                "check_dpop_proof", "check_refresh_binding", "burn_replays"]),
+    (JWT_ISSUERS, ["require_client_identification", "check_grant", "check_dpop_proof",
+                   "check_jwt_bearer", "check_refresh_binding", "burn_replays"]),
+], ids=["no registry, no issuers", "a registry", "trusted issuers"])
+def test_steps_with_nothing_to_check_are_left_out(
+        pipeline: Pipeline, settings: dict[str, dict[str, Any]], bound: list[str]) -> None:
+    # Bound once per runtime: a step the configuration leaves idle is not asked every time.
+    decider = TokenDecider.bind(pipeline.env(settings))
+    assert [snake_case(type(step).__name__) for step in decider.steps] == bound

@@ -31,7 +31,7 @@ from sidecar.core.form import parse_form
 from sidecar.core.grants.names import JWT_BEARER
 from sidecar.core.mtls.certificate import ClientCertificate
 from sidecar.core.policy import Policy
-from sidecar.core.steps import ProofFacts, StepContext, burn_replays
+from sidecar.core.steps import BurnReplays, ProofFacts, StepContext
 from sidecar.errors import OAuthError
 from sidecar.model import Action, Decision, FormParams, Forward, ReplayCheck, Respond, TokenRequest
 from sidecar.ports import Clock, ReplayStore
@@ -72,8 +72,8 @@ def pipeline_env(settings: Settings, *, clock: Clock,
 
 async def burn_last(env: StepContext, *replays: ReplayCheck) -> OAuthError | None:
     """What the pipeline's last step does with the single-use values a check returned."""
-    request = TokenRequest("POST", FormParams({}))  # burn_replays reads only the facts
-    return await burn_replays(request, ProofFacts(replays=list(replays)), env)
+    request = TokenRequest("POST", FormParams({}))  # BurnReplays reads only the facts
+    return await BurnReplays.of(env)(request, ProofFacts(replays=list(replays)))
 
 
 # ---------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def sentinel_clients(url: RedisURL, options: RedisOptions) -> tuple[Redis, Senti
         "password": options.sentinel_password,
         **tls,
     }
-    sentinel = Sentinel(list(url.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(url.hosts), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
     client: Redis = sentinel.master_for(
         url.service_name, connection_pool_class=_BlockingSentinelPool, db=url.db,
         connection_class=FairSentinelSSLConnection if url.tls else FairSentinelConnection,
