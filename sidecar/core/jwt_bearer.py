@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Final
+from typing import Final
 
 from sidecar import errors
 from sidecar.core.clients.tables import TableReader, read_table_array
@@ -80,11 +80,13 @@ class JwtBearerPolicy:
                            TimeRules(self.leeway_seconds, self.max_lifetime_seconds))
 
     @classmethod
-    def from_settings(cls, settings: Settings, issuers: tuple[TrustedIssuer, ...],
-                      **overrides: Any) -> JwtBearerPolicy:
+    def from_settings(cls, settings: Settings,
+                      issuers: tuple[TrustedIssuer, ...]) -> JwtBearerPolicy:
+        config = settings.grants.jwt_bearer
         return cls(issuers={i.issuer: i for i in issuers},
                    audiences=frozenset({settings.issuer, settings.server.public_token_endpoint}),
-                   **overrides)
+                   leeway_seconds=float(config.leeway_seconds),
+                   max_lifetime_seconds=float(config.max_lifetime_seconds))
 
 
 @dataclass(frozen=True, slots=True)

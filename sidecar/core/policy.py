@@ -106,7 +106,7 @@ class Policy:
                 access_binding_ttl_seconds=settings.bindings.default_ttl_seconds,
                 nonces=nonces),
             registry=_registry(settings, files),
-            client_auth=_client_auth(settings),
+            client_auth=ClientAuthPolicy.from_settings(settings),
             jwt_bearer=_jwt_bearer(settings, files),
             attestation=_attestation(settings, files),
             resource=ResourcePolicy.from_settings(settings, files) if settings.resource.enabled
@@ -128,16 +128,6 @@ def _registry(settings: Settings, files: ConfigFiles) -> Registry | None:
         raise ConfigError([f"clients.registry_file: {p}" for p in exc.problems]) from exc
 
 
-def _client_auth(settings: Settings) -> ClientAuthPolicy:
-    clients = settings.clients
-    return ClientAuthPolicy.from_settings(
-        settings,
-        assertion_algorithms=frozenset(clients.assertion_algorithms),
-        max_assertion_lifetime_seconds=float(clients.assertion_max_lifetime_seconds),
-        leeway_seconds=float(clients.assertion_leeway_seconds),
-    )
-
-
 def _attestation(settings: Settings, files: ConfigFiles) -> AttestationPolicy | None:
     if not settings.attestation.enabled:
         return None
@@ -150,9 +140,7 @@ def _jwt_bearer(settings: Settings, files: ConfigFiles) -> JwtBearerPolicy | Non
     if not config.issuers:
         return None
     issuers = load_issuers(list(config.issuers), PurePath(settings.base_dir), files)
-    return JwtBearerPolicy.from_settings(settings, issuers,
-                                         leeway_seconds=float(config.leeway_seconds),
-                                         max_lifetime_seconds=float(config.max_lifetime_seconds))
+    return JwtBearerPolicy.from_settings(settings, issuers)
 
 
 def _nonces(settings: Settings, files: ConfigFiles) -> WindowedHmac | None:

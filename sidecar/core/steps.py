@@ -85,7 +85,7 @@ class Facts(ProofFacts):
     legacy_attestation: LegacyAssertion | None = None
     auth: AuthenticatedClient | None = None  # set when a client registry is configured
     attested: AttestedClient | None = None  # a verified client attestation
-    grant: GrantResult | None = None  # set by check_grant; None before it
+    grant: GrantResult | None = None  # set by CheckGrant; None before it
     refresh_bound_to: str | None = None
     # Context headers found by the checks (attestation, registry, assertion grant).
     context: list[tuple[str, str]] = field(default_factory=list)

@@ -9,7 +9,6 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -18,7 +17,6 @@ from sidecar import errors
 from sidecar.core.attestation.challenges import challenge_endpoint
 from sidecar.core.attestation.challenges import response_headers as attestation_headers
 from sidecar.core.attestation.config import AttestationPolicy
-from sidecar.core.clients.model import Registry
 from sidecar.core.metadata import is_metadata_path
 from sidecar.core.query import check_query
 from sidecar.core.target import INTROSPECTION, PAR, REVOCATION, TOKEN, Target, read_target
@@ -27,12 +25,12 @@ from sidecar.errors import OAuthError
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.introspection import introspect, revoke
 from sidecar.http.metadata import metadata
-from sidecar.http.metrics import Metrics
 from sidecar.http.parse import check_cert_headers, read_token_request
 from sidecar.http.proxy import AnswerWith, Outbound, UpstreamAnswer
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime, SidecarState
-from sidecar.logs import FIELDS_ATTRIBUTE, log_fields
+from sidecar.http.token_record import TokenRecord
+from sidecar.logs import FIELDS_ATTRIBUTE
 from sidecar.model import Action, Decision, Forward, Respond, TokenRequest
 
 log = logging.getLogger("token_sidecar.access")
@@ -144,7 +142,7 @@ def _attestation_challenge(request: web.Request, runtime: Runtime,
 async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
                   decider: Decider) -> web.StreamResponse:
     metrics = state.metrics
-    record = _Record(request_id_of(request), time.perf_counter(), metrics,
+    record = TokenRecord(request_id_of(request), time.perf_counter(), metrics,
                      bool(request.headers.get("DPoP")), runtime.env.policy.registry)
     if (shed := await state.admission.enter()) is not None:  # sidecar/http/admission.py
         response = error_response(shed, record.request_id)
@@ -159,7 +157,7 @@ async def _handle(request: web.Request, state: SidecarState, runtime: Runtime,
 
 
 async def _answer(request: web.Request, runtime: Runtime, decider: Decider,
-                  record: _Record) -> web.StreamResponse:
+                  record: TokenRecord) -> web.StreamResponse:
     response = await _answer_token(request, runtime, decider, record)
     # The attestation draft: a fresh challenge on every token-endpoint answer, when on.
     for name, value in attestation_headers(runtime.env.policy.attestation,
@@ -170,7 +168,7 @@ async def _answer(request: web.Request, runtime: Runtime, decider: Decider,
 
 
 async def _answer_token(request: web.Request, runtime: Runtime, decider: Decider,
-                        record: _Record) -> web.StreamResponse:
+                        record: TokenRecord) -> web.StreamResponse:
     request_id = record.request_id
     decision, body = await _decide(request, runtime, decider)
     if isinstance(decision, Respond):
@@ -264,63 +262,3 @@ async def passthrough(request: web.Request, runtime: Runtime) -> web.StreamRespo
         return await runtime.upstream.stream(request, request[TARGET], headers)
     except AnswerWith as answer:
         return error_response(answer.error, request_id)
-
-
-@dataclass(slots=True)
-class _Record:
-    """The log line and the metrics of one token-endpoint request."""
-
-    request_id: str
-    started: float
-    metrics: Metrics
-    had_dpop: bool
-    registry: Registry | None  # which client ids may become metric labels
-
-    def done(self, decision: Decision, response: web.StreamResponse, *,
-             failure: OAuthError | None = None, upstream_status: int | None = None,
-             edit: AnswerEdit | None = None) -> None:
-        duration = time.perf_counter() - self.started
-        summary = decision.summary
-        if failure is None and isinstance(decision, Respond):
-            failure = decision.error
-        result_code = failure.result_code if failure else summary.result_code
-        action = Action.for_error(failure).value if failure else decision.action.value
-        self._count(decision, result_code, action, duration, response=response, edit=edit)
-        log_fields(log, f"{action} {result_code}", {
-            "request_id": self.request_id,
-            "action": action,
-            "result_code": result_code,
-            "message": failure.description if failure else summary.message,
-            "grant_type": summary.grant_type,
-            "client_id": summary.client_id,
-            "auth_method": summary.auth_method,
-            "status": response.status,
-            "upstream_status": upstream_status,
-            "duration_seconds": round(duration, 6),
-            "detail": failure.detail if failure else "",
-            "notes": ",".join(edit.notes) if edit else "",
-        })
-
-    def _count(self, decision: Decision, result_code: str, action: str, duration: float, *,
-               response: web.StreamResponse, edit: AnswerEdit | None) -> None:
-        metrics = self.metrics
-        summary = decision.summary
-        metrics.observe_request(action=action, grant_type=summary.grant_type,
-                                result_code=result_code, client_id=summary.client_id,
-                                client_registered=self.registry is not None
-                                and summary.client_id in self.registry,
-                                duration=duration)
-        if self.had_dpop:
-            accepted = isinstance(decision, Forward) and decision.dpop_jkt is not None
-            metrics.child(metrics.dpop_proofs,
-                          "accepted" if accepted else
-                          result_code if result_code.startswith("dpop.") else "not_checked").inc()
-        if "DPoP-Nonce" in response.headers:
-            metrics.nonces_issued.inc()
-        if isinstance(decision, Forward) and decision.replay_check_skipped:
-            metrics.replay_checks_skipped.inc()
-        if edit is not None:
-            if edit.token_type is not None:
-                metrics.child(metrics.upstream_token_type, edit.token_type).inc()
-            if edit.access_binding is not None:
-                metrics.child(metrics.access_bindings, edit.access_binding).inc()

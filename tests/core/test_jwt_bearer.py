@@ -206,9 +206,10 @@ async def test_jwks_uri_unavailable(env: Env) -> None:
 
 async def test_policy_from_settings(tmp_path: Path) -> None:
     settings = settings_from_mapping({"server": {"public_token_endpoint": ENDPOINT},
-                                      "upstream": {"url": "http://127.0.0.1:9000"}}, {})
+                                      "upstream": {"url": "http://127.0.0.1:9000"},
+                                      "grants": {"jwt_bearer": {"leeway_seconds": 10}}}, {})
     issuer = TrustedIssuer(IDP, jwks=())
-    policy = JwtBearerPolicy.from_settings(settings, (issuer,), leeway_seconds=10)
+    policy = JwtBearerPolicy.from_settings(settings, (issuer,))
     assert policy.audiences == frozenset({AS_ISSUER, ENDPOINT})
     assert policy.issuers == {IDP: issuer} and policy.time_rules.leeway_seconds == 10
     result = await verify_jwt_bearer(grant(ec.generate_private_key(ec.SECP256R1())),

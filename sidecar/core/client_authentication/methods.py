@@ -46,7 +46,7 @@ async def authenticate(
     """Authenticate the client of one token request; an `OAuthError` for every refusal.
 
     The assertion's `jti` is not burned here: it comes back as `AuthenticatedClient.replay`
-    for the pipeline's last step (`burn_replays`), with the DPoP `jti`, so that a request
+    for the pipeline's last step (`BurnReplays`), with the DPoP `jti`, so that a request
     refused later (e.g. `use_dpop_nonce`, then retried with the same body) has not used its
     assertion up.
     """

@@ -21,7 +21,7 @@ from sidecar.core.jose.key_sets import (
 from sidecar.core.syntax import clip_detail
 from sidecar.errors import OAuthError
 from sidecar.model import ReplayCheck
-from sidecar.settings import Settings
+from sidecar.settings import AssertionAudiences, Settings, UnknownClients
 
 CLIENT_ASSERTION_JTI: Final = "client_assertion"  # store kind
 SECRET_METHODS: Final = frozenset({"client_secret_basic", "client_secret_post"})
@@ -40,8 +40,8 @@ class ClientAuthPolicy:
 
     issuer: str
     token_endpoint: str
-    assertion_audiences: str = "issuer"  # issuer | issuer_or_endpoint
-    unknown: str = "reject"  # reject | forward
+    assertion_audiences: AssertionAudiences = "issuer"
+    unknown: UnknownClients = "reject"  # forward: an unregistered client goes upstream
     # Allowed `alg` values when a client registered no token_endpoint_auth_signing_alg; HS*
     # count only for client_secret_jwt and the others only for private_key_jwt.
     assertion_algorithms: frozenset[str] = DEFAULT_ASSERTION_ALGORITHMS
@@ -50,17 +50,17 @@ class ClientAuthPolicy:
     max_jti_length: int = 256
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: object) -> ClientAuthPolicy:
-        """From the settings that exist today; keys still to be added come as `overrides`
-        (assertion_algorithms, max_assertion_lifetime_seconds, leeway_seconds, ...)."""
-        values: dict[str, object] = {
-            "issuer": settings.issuer,
-            "token_endpoint": settings.server.public_token_endpoint,
-            "assertion_audiences": settings.clients.assertion_audiences,
-            "unknown": settings.clients.unknown,
-            **overrides,
-        }
-        return cls(**values)  # type: ignore[arg-type]
+    def from_settings(cls, settings: Settings) -> ClientAuthPolicy:
+        clients = settings.clients
+        return cls(
+            issuer=settings.issuer,
+            token_endpoint=settings.server.public_token_endpoint,
+            assertion_audiences=clients.assertion_audiences,
+            unknown=clients.unknown,
+            assertion_algorithms=frozenset(clients.assertion_algorithms),
+            max_assertion_lifetime_seconds=float(clients.assertion_max_lifetime_seconds),
+            leeway_seconds=float(clients.assertion_leeway_seconds),
+        )
 
     @property
     def audiences(self) -> frozenset[str]:
