@@ -143,3 +143,20 @@ def test_the_file_check_sees_file_access() -> None:
 def test_the_core_opens_no_file(name: str) -> None:
     found = list(file_access(name))
     assert not found, f"{name}: " + "; ".join(found)
+
+
+# Issue 14's bounds, kept: a module holds one concern, a function does one thing.
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 50
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_modules_and_functions_stay_small(name: str) -> None:
+    source = MODULES[name].read_text(encoding="utf-8")
+    assert source.count("\n") <= MAX_MODULE_LINES, f"{name}: split it along its concerns"
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno is not None
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == [], f"{name}: {', '.join(long)}"
