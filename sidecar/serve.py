@@ -122,7 +122,9 @@ def fit_descriptor_limit(settings: Settings) -> None:
     """Past the descriptor limit the kernel refuses connections before the sidecar can choose
     which to close (README "Slow and idle clients"): raise the soft limit toward the hard one
     as far as `server.max_connections` needs, and say so when even that is short."""
-    needed = (settings.server.max_connections + settings.upstream.pool_size
+    # Two upstream pools of upstream.pool_size each: the token hop's (the answers the sidecar
+    # reads, sidecar/http/upstream_client.py) and the streamed pass-through's.
+    needed = (settings.server.max_connections + 2 * settings.upstream.pool_size
               + settings.store.max_connections + _SPARE_DESCRIPTORS)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:

@@ -9,7 +9,6 @@ RFC 9449 §6.1 (`jkt`) and RFC 8705 §3.1 (`x5t#S256`), so it reads the same as 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +48,7 @@ class AccessBinding:
             value["scope"] = self.scope
         if self.exp:
             value["exp"] = self.exp
-        return json.dumps(value, separators=(",", ":"))
+        return fast_json.dumps(value).decode()
 
     def __repr__(self) -> str:
         return (f"AccessBinding(jkt={self.jkt!r}, x5t_s256={self.x5t_s256!r}, "

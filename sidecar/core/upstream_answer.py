@@ -21,6 +21,7 @@ from sidecar.model import Forward
 from sidecar.ports import Clock
 
 BindingOutcome = Literal["recorded", "skipped"]  # skipped: the store down, failing open
+_Written = BindingOutcome | OAuthError | None  # None: nothing to record
 # RFC 9449 §5: what was done with an answer to a DPoP request whose token_type is not DPoP.
 TokenTypeHandling = Literal["require", "rewrite", "pass", "unbound"]
 
@@ -65,10 +66,7 @@ class AnswerReview:
         token = fast_json.loads_object(body)
         if token is None:
             return AnswerEdit(headers=headers)
-        # Both bindings are written together: on Redis they go out in the same pipeline.
-        access, refresh = await asyncio.gather(
-            _bind_access_token(token, forward, self),
-            _bind_refresh_token(token, forward.bind_refresh_token_to, self))
+        access, refresh = await self._bind(token, forward)
         for outcome in (access, refresh):
             if isinstance(outcome, OAuthError):
                 # Closed: a token whose binding could not be recorded is not handed out unbound.
@@ -82,6 +80,19 @@ class AnswerReview:
         if isinstance(rewritten, OAuthError):
             return replace(edit, error=rewritten, token_type=handling)
         return replace(edit, body=rewritten, token_type=handling)
+
+
+    async def _bind(self, token: dict[str, Any],
+                    forward: Forward) -> tuple[_Written, _Written]:
+        if not forward.bind_refresh_token_to:
+            # Fast path: one binding to write, awaited as it is (gather would wrap each
+            # coroutine in a Task: about 8 µs a DPoP request in py-spy).
+            return await _bind_access_token(token, forward, self), None
+        # Both bindings are written together: on Redis they go out in the same pipeline.
+        access, refresh = await asyncio.gather(
+            _bind_access_token(token, forward, self),
+            _bind_refresh_token(token, forward.bind_refresh_token_to, self))
+        return access, refresh
 
 
 async def review_answer(forward: Forward, status: int, body: bytes,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from sidecar.core.bounded_cache import Memo
 
@@ -126,7 +126,7 @@ class ForwardRules:
         return folded, self.drops(name, folded, trusted=trusted, hop=_NO_TOKENS)
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+def _connection_tokens(headers: MultiMapping[str]) -> frozenset[str]:
     """The headers a `Connection` header names (RFC 9110 §7.6.1), folded."""
     if "Connection" not in headers:
         return frozenset()
@@ -168,7 +168,7 @@ def values_of(headers: CIMultiDictProxy[str], name: str) -> list[str]:
     return [value for key, value in headers.items() if fold(key) == wanted]
 
 
-def response_headers_for_client(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+def response_headers_for_client(headers: MultiMapping[str]) -> CIMultiDict[str]:
     dropped = HOP_BY_HOP | _connection_tokens(headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():

@@ -22,6 +22,7 @@ from sidecar.core.target import Target
 from sidecar.errors import OAuthError
 from sidecar.http import wire
 from sidecar.http.headers import response_headers_for_client
+from sidecar.http.upstream_client import AnswerTooLargeError, UpstreamAnswerError, UpstreamClient
 from sidecar.settings import UpstreamSettings
 
 _STREAM_CHUNK = 65536
@@ -102,15 +103,22 @@ def open_session(settings: UpstreamSettings) -> aiohttp.ClientSession:
     return session
 
 
-class Upstream:
+def open_token_client(settings: UpstreamSettings) -> UpstreamClient:
+    """The token hop's own client (sidecar/http/upstream_client.py), beside the session."""
+    return UpstreamClient(URL(settings.url), pool_size=settings.pool_size,
+                          keepalive_seconds=settings.keepalive_seconds,
+                          connect_timeout_seconds=settings.connect_timeout_seconds)
+
+
+class StreamingUpstream:
+    """An upstream that requests are passed through to, streamed (the pass-through, the
+    resource side's inline door)."""
+
     def __init__(self, session: aiohttp.ClientSession, settings: UpstreamSettings) -> None:
         self._session = session
         self._origin = URL(settings.url)
         self._base_path = self._origin.raw_path.rstrip("/")
         self._urls: Memo[tuple[str, str | None], URL] = Memo(self._build_url, _CACHED_URLS)
-        self._max_token_response = settings.max_token_response_bytes
-        self._token_timeout = aiohttp.ClientTimeout(
-            total=settings.timeout_seconds, connect=settings.connect_timeout_seconds)
         # A streamed body may take long in total; what must not happen is a silent stall.
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, connect=settings.connect_timeout_seconds,
@@ -130,29 +138,6 @@ class Upstream:
         return URL.build(scheme=self._origin.scheme, authority=self._origin.raw_authority,
                          path=self._base_path + path, query_string=query or "", encoded=True)
 
-    async def send_token(
-        self, request: web.BaseRequest, target: Target, headers: CIMultiDict[str],
-        body: bytes | None
-    ) -> UpstreamAnswer | OAuthError:
-        """A request whose answer the sidecar reads (token, PAR, introspection, revocation,
-        metadata): the body buffered and small, the answer read up to a bound. The answer is
-        read here (to enforce no-store, token_type, bindings), so ask for it uncompressed."""
-        headers["Accept-Encoding"] = "identity"
-        try:
-            async with self._session.request(
-                request.method, self.url_for(target), headers=headers, data=body,
-                timeout=self._token_timeout, allow_redirects=False,
-            ) as response:
-                if (response.content_length or 0) > self._max_token_response:
-                    return _too_large(self._max_token_response)
-                payload = await response.content.read(self._max_token_response + 1)
-                if len(payload) > self._max_token_response:
-                    return _too_large(self._max_token_response)
-                return UpstreamAnswer(
-                    response.status, response_headers_for_client(response.headers), payload)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return upstream_error(exc)
-
     async def stream(self, request: web.Request, target: Target,
                      headers: CIMultiDict[str]) -> web.StreamResponse:
         """Pass a non-token request through, body and answer streamed in both directions."""
@@ -171,6 +156,37 @@ class Upstream:
                 return await _copy_body(upstream, response, request)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise AnswerWith(upstream_error(exc)) from exc
+
+
+class Upstream(StreamingUpstream):
+    """The token endpoint's upstream: passed through, and asked for the answers the sidecar
+    reads, over its own client."""
+
+    def __init__(self, session: aiohttp.ClientSession, client: UpstreamClient,
+                 settings: UpstreamSettings) -> None:
+        super().__init__(session, settings)
+        self._client = client
+        self._max_token_response = settings.max_token_response_bytes
+        self._token_timeout = settings.timeout_seconds
+
+    async def send_token(
+        self, request: web.BaseRequest, target: Target, headers: CIMultiDict[str],
+        body: bytes | None
+    ) -> UpstreamAnswer | OAuthError:
+        """A request whose answer the sidecar reads (token, PAR, introspection, revocation,
+        metadata): the body buffered and small, the answer read up to a bound. The answer is
+        read here (to enforce no-store, token_type, bindings), so ask for it uncompressed."""
+        headers["Accept-Encoding"] = "identity"
+        try:
+            answer = await self._client.exchange(
+                request.method, self.url_for(target).raw_path_qs, headers, body,
+                timeout=self._token_timeout, max_body=self._max_token_response)
+        except AnswerTooLargeError:
+            return _too_large(self._max_token_response)
+        except (TimeoutError, OSError, UpstreamAnswerError, ValueError) as exc:
+            return upstream_error(exc)
+        return UpstreamAnswer(answer.status, response_headers_for_client(answer.headers),
+                              answer.body)
 
 
 def _framed_body(request: web.Request, headers: CIMultiDict[str]) -> StreamReader | None:

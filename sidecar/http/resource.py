@@ -23,7 +23,7 @@ from sidecar.core.resource.metadata import METADATA_PATH
 from sidecar.core.resource.request import ResourceRequest
 from sidecar.http.headers import request_headers_for_upstream
 from sidecar.http.parse import check_cert_headers, trusted_cert_headers
-from sidecar.http.proxy import AnswerWith, Upstream
+from sidecar.http.proxy import AnswerWith, StreamingUpstream
 from sidecar.http.render import error_response
 from sidecar.http.resource_check import ResourceRuntime, record, run_check
 from sidecar.http.runtime import CONTEXT_PREFIX, STATE, Runtime
@@ -73,7 +73,7 @@ def resource_request(request: web.BaseRequest, runtime: Runtime, method: str,
 
 
 async def _checked(request: web.Request, runtime: Runtime, resource: ResourceRuntime,
-                   upstream: Upstream) -> web.StreamResponse:
+                   upstream: StreamingUpstream) -> web.StreamResponse:
     started = time.perf_counter()
     request_id = request_id_of(request)
     metrics = request.app[STATE].metrics
@@ -108,7 +108,7 @@ def api_headers(headers: CIMultiDict[str], allowed: Allowed,
     return headers
 
 
-async def _forward(request: web.Request, upstream: Upstream,
+async def _forward(request: web.Request, upstream: StreamingUpstream,
                    headers: CIMultiDict[str]) -> web.StreamResponse:
     try:
         return await upstream.stream(request, request[TARGET], headers)

@@ -26,7 +26,7 @@ from sidecar.core.resource.policy import ResourcePolicy
 from sidecar.core.resource.request import ResourceRequest
 from sidecar.core.target import lenient_path
 from sidecar.http.metrics import Metrics
-from sidecar.http.proxy import Upstream
+from sidecar.http.proxy import StreamingUpstream
 from sidecar.http.resource_sources import build_token_sources, first_facts
 from sidecar.logs import log_fields
 from sidecar.ports import (
@@ -54,7 +54,7 @@ class ResourceRuntime:
     sources: tuple[TokenFactsSource, ...]
     store: ReplayStore
     clock: Clock
-    upstream: Upstream | None  # the inline door's API; None without resource.prefixes
+    upstream: StreamingUpstream | None  # the inline door's API; None without resource.prefixes
     prefixes: tuple[str, ...]  # lenient spellings (sidecar.http.target.lenient_path)
     under: tuple[str, ...]  # each prefix + "/", for `guards`
     metadata: bytes  # the RFC 9728 document, as served
@@ -63,7 +63,7 @@ class ResourceRuntime:
     def build(cls, settings: Settings, policy: ResourcePolicy, resources: Resources,
               clock: Clock) -> ResourceRuntime:
         resource = settings.resource
-        upstream = Upstream(resources.session, dataclasses.replace(
+        upstream = StreamingUpstream(resources.session, dataclasses.replace(
             settings.upstream, url=resource.upstream_url)) if resource.prefixes else None
         document = protected_resource_metadata(policy, resource=resource.public_origin,
                                                issuer=settings.issuer)

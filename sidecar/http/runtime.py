@@ -36,8 +36,9 @@ from sidecar.http.admission import Admission
 from sidecar.http.headers import ForwardRules, HeaderNames
 from sidecar.http.metrics import Metrics
 from sidecar.http.parse import ReadPolicy
-from sidecar.http.proxy import Upstream, open_session
+from sidecar.http.proxy import Upstream, open_session, open_token_client
 from sidecar.http.resource_check import ResourceRuntime
+from sidecar.http.upstream_client import UpstreamClient
 from sidecar.ports import Clock, ReplayStore
 from sidecar.settings import ClientsSettings, ConfigError, Settings
 
@@ -88,6 +89,7 @@ class Resources:
     store: ReplayStore
     owns_store: bool
     session: aiohttp.ClientSession
+    token_client: UpstreamClient  # the answers the sidecar reads; opened and closed with session
     clients: ClientResources
 
 
@@ -181,6 +183,7 @@ class SidecarState:
         grace = settings.upstream.timeout_seconds + 1
         if new.session is not old.session:
             self._close_later(old.session.close, grace)
+            self._close_later(old.token_client.close, grace)
         if new.store is not old.store:
             self._later(_warm_up(new.store))
             if old.owns_store:
@@ -193,6 +196,7 @@ class SidecarState:
             task.cancel()
         if self.resources is not None:
             await self.resources.session.close()
+            await self.resources.token_client.close()
             if self.resources.owns_store:
                 await self.resources.store.close()
             await self.resources.clients.fetcher.close()
@@ -207,12 +211,13 @@ class SidecarState:
         else:
             store, owns = InstrumentedStore(open_store(settings.store, self.clock),
                                             self.metrics), True
-        session = old.session if old is not None and keep_session \
-            else open_session(settings.upstream)
+        session, token_client = (old.session, old.token_client) \
+            if old is not None and keep_session \
+            else (open_session(settings.upstream), open_token_client(settings.upstream))
         keep_clients = old is not None and settings.clients == self.settings.clients
         clients = old.clients if old is not None and keep_clients \
             else ClientResources.open(settings.clients, self.clock)
-        return Resources(store, owns, session, clients)
+        return Resources(store, owns, session, token_client, clients)
 
     def _close_later(self, close: Callable[[], Awaitable[None]], delay: float) -> None:
         async def later() -> None:
@@ -252,7 +257,7 @@ def build_runtime(settings: Settings, policy: Policy, resources: Resources,
         decide_token=TokenDecider.bind(env),
         decide_par=ParDecider.bind(env),
         review_answer=AnswerReview.of(env),
-        upstream=Upstream(resources.session, settings.upstream),
+        upstream=Upstream(resources.session, resources.token_client, settings.upstream),
         forward_rules=forward_rules(settings),
         guarded=guarded_paths(settings, policy),
         token_query_allowed=frozenset(settings.server.token_query_allowed),

@@ -1,0 +1,172 @@
+"""One connection of the token hop's client (sidecar/http/upstream_client.py): the request
+written, the answer read by llhttp (httptools) up to a bound, and whether the connection may
+serve the next request. Framing as RFC 9112 §6 says; 1xx answers skipped (RFC 9110 §15.2)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import cast
+
+import httptools
+from multidict import CIMultiDict, istr
+
+# What an answer's status line and headers may take (aiohttp's client allows 8190 bytes a
+# line): a larger head is not a token endpoint's answer.
+_MAX_HEAD_BYTES = 65536
+_ENCODING = "utf-8"
+_RAW = "surrogateescape"  # the bytes as received, both ways (sidecar/http/wire.py)
+
+
+class UpstreamAnswerError(Exception):
+    """The upstream's answer could not be read; the class name is the log line's detail."""
+
+
+class ServerDisconnectedError(UpstreamAnswerError):
+    """The connection closed before the answer was complete."""
+
+
+class MalformedAnswerError(UpstreamAnswerError):
+    """Not an HTTP/1.1 answer llhttp reads (or a head over `_MAX_HEAD_BYTES`)."""
+
+
+class AnswerTooLargeError(UpstreamAnswerError):
+    """Over `upstream.max_token_response_bytes`."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to the upstream and the parser of the answer it is waiting for."""
+
+    def __init__(self, max_body: int) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._max_body = max_body
+        self._parser = httptools.HttpResponseParser(self)
+        self._answer: asyncio.Future[RawAnswer] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._headers: list[tuple[istr, str]] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._head_size = 0
+        self._head_done = False
+        self._informational = False
+        self._close_delimited = False
+        self._keep_alive = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A socket transport (uvloop's is not an asyncio.Transport subclass, but is one).
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None or self._answer.done():
+            # Bytes nobody asked for: what comes next on this connection cannot be trusted.
+            self.close()
+            return
+        if not self._head_done:
+            self._head_size += len(data)
+            if self._head_size > _MAX_HEAD_BYTES:
+                self._fail(MalformedAnswerError(f"a head over {_MAX_HEAD_BYTES} bytes"))
+                return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:  # an upgrade included: never asked for
+            self._fail(MalformedAnswerError(type(exc).__name__))
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost ends a pending answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        answer = self._answer
+        if answer is None or answer.done():
+            return
+        if self._head_done and self._close_delimited:
+            # RFC 9112 §6.3 (8): without Content-Length or chunked, the body ends at close.
+            self._complete()
+        else:
+            answer.set_exception(ServerDisconnectedError())
+
+    # -- llhttp's callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._answer is None or self._answer.done():
+            self.close()  # a second answer to one request: the connection is not reused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((istr(name.decode(_ENCODING, _RAW)), value.decode(_ENCODING, _RAW)))
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+        status = self._parser.get_status_code()
+        if status == 101:
+            self._fail(MalformedAnswerError("101: a protocol switch nobody asked for"))
+            return
+        self._informational = 100 <= status < 200  # RFC 9110 §15.2: another answer follows
+        headers = CIMultiDict(self._headers)
+        length = headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self._max_body:
+            self._fail(AnswerTooLargeError(f"over {self._max_body} bytes"))
+        self._close_delimited = length is None and "Transfer-Encoding" not in headers \
+            and status not in (204, 304) and not self._informational
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._max_body:
+            self._fail(AnswerTooLargeError(f"over {self._max_body} bytes"))
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._informational:
+            self._reset()  # a 100 Continue or 103 Early Hints: the answer is still to come
+            return
+        self._complete()
+
+    # --------------------------------------------------------------------------------------
+
+    def _complete(self) -> None:
+        answer = self._answer
+        if answer is None or answer.done():
+            return
+        # Read here: once the message is complete, llhttp's answer is for the next one.
+        self._keep_alive = self._parser.should_keep_alive()
+        answer.set_result(RawAnswer(self._parser.get_status_code(), CIMultiDict(self._headers),
+                                    b"".join(self._body)))
+
+    def _fail(self, error: UpstreamAnswerError) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+
+    @property
+    def reusable(self) -> bool:
+        """After an answer: whether the next request may use this connection."""
+        return not self.lost and self._keep_alive and not self._close_delimited
+
+    async def exchange(self, request: bytes, max_body: int) -> RawAnswer:
+        assert self.transport is not None
+        self._max_body = max_body
+        self._reset()
+        answer: asyncio.Future[RawAnswer] = asyncio.get_running_loop().create_future()
+        self._answer = answer
+        self.transport.write(request)
+        return await answer
