@@ -3,6 +3,7 @@ and other handlers still get every record."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -63,3 +64,67 @@ def test_below_the_level_nothing_is_written(stdout: io.StringIO) -> None:
     logging.getLogger().setLevel(logging.WARNING)
     logs.log_fields(logging.getLogger("token_sidecar.access"), "OK token.ok", FIELDS)
     assert stdout.getvalue() == ""
+
+
+class CountingStream(io.StringIO):
+    """stdout, counting the `write` calls (each one a system call on a real stream)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch, stdout: io.StringIO) -> CountingStream:
+    out = CountingStream()
+    monkeypatch.setattr("sys.stdout", out)
+    logs.configure_logging("info", "json")
+    return out
+
+
+def as_in_production() -> None:
+    """The JSON handler alone (pytest adds its capture handlers to each test's call)."""
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if isinstance(h.formatter, logs.JsonFormatter)]
+
+
+def request_ids(out: io.StringIO) -> list[str]:
+    entries = [json.loads(line) for line in out.getvalue().splitlines()]
+    return [entry.get("request_id") or entry["message"] for entry in entries]
+
+
+async def test_the_lines_of_one_event_loop_turn_go_out_in_one_write(
+        counted: CountingStream) -> None:
+    as_in_production()
+    logger = logging.getLogger("token_sidecar.access")
+    for n in range(3):
+        logs.log_fields(logger, "OK token.ok", {**FIELDS, "request_id": f"r-{n}"})
+    assert counted.getvalue() == ""  # until the turn ends
+    await asyncio.sleep(0)
+    assert request_ids(counted) == ["r-0", "r-1", "r-2"]
+    assert counted.writes == 1
+
+
+async def test_another_record_in_the_same_turn_is_written_after_the_waiting_lines(
+        counted: CountingStream) -> None:
+    as_in_production()
+    logs.log_fields(logging.getLogger("token_sidecar.access"), "OK token.ok", FIELDS)
+    logging.getLogger("token_sidecar.runtime").warning("then this")
+    assert request_ids(counted) == ["r-1", "then this"]  # written at once, in order
+    await asyncio.sleep(0)
+    assert request_ids(counted) == ["r-1", "then this"]  # and not twice
+
+
+async def test_waiting_lines_are_written_at_exit_and_when_logging_is_configured_again(
+        counted: CountingStream, monkeypatch: pytest.MonkeyPatch) -> None:
+    as_in_production()
+    logger = logging.getLogger("token_sidecar.access")
+    logs.log_fields(logger, "OK token.ok", FIELDS)
+    logs._flush_at_exit()  # registered with atexit
+    assert request_ids(counted) == ["r-1"]
+    logs.log_fields(logger, "OK token.ok", {**FIELDS, "request_id": "r-2"})
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    logs.configure_logging("info", "json")
+    assert request_ids(counted) == ["r-1", "r-2"]

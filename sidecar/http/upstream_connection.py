@@ -47,7 +47,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, max_body: int) -> None:
         self.transport: asyncio.Transport | None = None
         self.lost = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # loop.time() when it last became idle
         self._max_body = max_body
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[RawAnswer] | None = None
@@ -89,8 +89,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
         answer = self._answer
         if answer is None or answer.done():
             return
@@ -147,7 +145,7 @@ class UpstreamConnection(asyncio.Protocol):
         answer.set_result(RawAnswer(self._parser.get_status_code(), CIMultiDict(self._headers),
                                     b"".join(self._body)))
 
-    def _fail(self, error: UpstreamAnswerError) -> None:
+    def _fail(self, error: Exception) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(error)
         self.close()
@@ -162,11 +160,17 @@ class UpstreamConnection(asyncio.Protocol):
         """After an answer: whether the next request may use this connection."""
         return not self.lost and self._keep_alive and not self._close_delimited
 
-    async def exchange(self, request: bytes, max_body: int) -> RawAnswer:
+    async def exchange(self, request: bytes, max_body: int, deadline: float) -> RawAnswer:
+        """Write the request, await the answer until `deadline` (loop time): TimeoutError."""
         assert self.transport is not None
         self._max_body = max_body
         self._reset()
-        answer: asyncio.Future[RawAnswer] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[RawAnswer] = loop.create_future()
         self._answer = answer
+        timer = loop.call_at(deadline, self._fail, TimeoutError())
         self.transport.write(request)
-        return await answer
+        try:
+            return await answer
+        finally:
+            timer.cancel()
