@@ -1,8 +1,10 @@
 """The hop to the upstream: token requests (buffered, small) and everything else (streamed).
 
-One `ClientSession` with a keep-alive pool serves both. Nothing is retried after the request
-body went out: aiohttp never retries a POST, and the session's retry of idempotent requests
-on a stale pooled connection is switched off because a streamed body cannot be sent twice.
+Token requests go over the sidecar's own client (sidecar/http/upstream_client.py), streamed
+ones over one aiohttp `ClientSession`; each has its keep-alive pool. Nothing is retried after
+the request body went out: the token client never sends a request twice, aiohttp never
+retries a POST, and the session's retry of idempotent requests on a stale pooled connection
+is switched off because a streamed body cannot be sent twice.
 """
 
 from __future__ import annotations
