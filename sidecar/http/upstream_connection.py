@@ -115,6 +115,12 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._informational = 100 <= status < 200  # RFC 9110 §15.2: another answer follows
         headers = CIMultiDict(self._headers)
+        codings = headers.get("Transfer-Encoding")
+        if codings is not None and codings.rpartition(",")[2].strip().lower() != "chunked":
+            # RFC 9112 §6.3 (7): then the body would end at close, coded as the client cannot
+            # be told (the answer is re-framed for it): not a token endpoint's answer.
+            self._fail(MalformedAnswerError("a transfer coding that does not end in chunked"))
+            return
         length = headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self._max_body:
             self._fail(AnswerTooLargeError(f"over {self._max_body} bytes"))

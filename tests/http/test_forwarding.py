@@ -3,13 +3,16 @@ the upstream, and what comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
+from sidecar.logs import FIELDS_ATTRIBUTE
 from tests.conftest import Sidecar, SidecarFactory
 from tests.support.raw_http import send_raw
 
@@ -139,6 +142,39 @@ async def test_upstream_refused_is_502(client: aiohttp.ClientSession,
     async with client.get(sidecar.url + "/elsewhere") as response:
         assert response.status == 502
         assert (await response.json())["error"] == "server_error"
+
+
+@pytest.mark.parametrize(("answer", "detail"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     "MalformedAnswerError"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"access_token\"", "ServerDisconnectedError"),
+    (b"\x16\x03\x01 not HTTP at all", "MalformedAnswerError"),
+], ids=["a length and chunked", "cut short", "not HTTP"])
+async def test_a_broken_upstream_answer_is_a_502_never_a_500(
+        client: aiohttp.ClientSession, sidecar_factory: SidecarFactory, answer: bytes,
+        detail: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="token_sidecar.access")
+
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(broken, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        sidecar = await sidecar_factory(upstream_url=f"http://127.0.0.1:{port}")
+        async with client.post(sidecar.token_url, data="grant_type=client_credentials&client_id=a",
+                               headers=FORM) as response:
+            assert response.status == 502
+            assert (await response.json())["error"] == "server_error"
+            assert response.headers["Cache-Control"] == "no-store"
+    finally:
+        server.close()
+        await server.wait_closed()
+    lines = [r for r in caplog.records if r.name == "token_sidecar.access"]
+    assert [getattr(r, FIELDS_ATTRIBUTE)["detail"] for r in lines] == [detail]
 
 
 async def test_upstream_timeout_is_504(client: aiohttp.ClientSession,

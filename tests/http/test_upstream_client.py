@@ -239,7 +239,12 @@ async def test_an_answer_over_the_bound_by_its_chunks(start: Start) -> None:
     b"SSH-2.0-OpenSSH_9.6\r\n",
     b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-], ids=["bad status", "two lengths", "not HTTP", "a huge head", "an upgrade"])
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\n{}\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",
+], ids=["bad status", "two lengths", "not HTTP", "a huge head", "an upgrade",
+        "a length and chunked (RFC 9112 §6.1: smuggling)", "chunked not last", "bare LF"])
 async def test_a_malformed_answer(start: Start, answer: bytes) -> None:
     upstream, client = await start(answer_each(answer))
     with pytest.raises(MalformedAnswerError):
