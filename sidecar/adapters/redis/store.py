@@ -16,6 +16,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
 
+from sidecar.adapters.redis.batches import run_commands, run_on_cluster
 from sidecar.adapters.redis.clients import (
     cluster_client,
     ping_connections,
@@ -37,12 +38,7 @@ from sidecar.adapters.redis.options import (
     merge_credentials,
     options_from,
 )
-from sidecar.adapters.redis.pipeline import (
-    Coalescer,
-    Queue,
-    run_on_cluster,
-    run_pipeline,
-)
+from sidecar.adapters.redis.pipeline import Coalescer, Command
 from sidecar.adapters.redis.urls import (
     STANDALONE_SCHEMES,
     Deployment,
@@ -120,6 +116,7 @@ class RedisStore:
         # Fast path: known once. `isinstance(x, RedisCluster)` goes through typing's Protocol
         # check (redis-py's command mixins), several microseconds, twice a command.
         self._cluster = self._client if isinstance(self._client, RedisCluster) else None
+        self._master = None if isinstance(self._client, RedisCluster) else self._client
         self._warm = min(options.warm_connections, options.max_connections)
         self._keepalive_seconds = options.keepalive_seconds
         self._keepalive: asyncio.Task[None] | None = None
@@ -138,12 +135,12 @@ class RedisStore:
         ttl_ms = _ttl_ms(ttl_seconds)
         # Atomic on the server, in a pipeline as alone: OK when the key was absent, else nil.
         created = await self._queued("first_use", kind, key,
-                                     lambda pipe: pipe.set(key, b"1", nx=True, px=ttl_ms))
+                                     ("SET", key, b"1", "NX", "PX", ttl_ms))
         return bool(created)
 
     async def get_binding(self, kind: str, value: str) -> str | None:
         key = self.key(kind, value)
-        raw = await self._queued("get_binding", kind, key, lambda pipe: pipe.get(key))
+        raw = await self._queued("get_binding", kind, key, ("GET", key))
         if raw is None:
             return None
         if not isinstance(raw, bytes):
@@ -157,8 +154,7 @@ class RedisStore:
         key = self.key(kind, value)
         ttl_ms = _ttl_ms(ttl_seconds)
         data = bound_to.encode("utf-8", "surrogatepass")
-        await self._queued("set_binding", kind, key,
-                           lambda pipe: pipe.set(key, data, px=ttl_ms))
+        await self._queued("set_binding", kind, key, ("SET", key, data, "PX", ttl_ms))
 
     async def delete_binding(self, kind: str, value: str) -> None:
         key = self.key(kind, value)
@@ -211,15 +207,15 @@ class RedisStore:
 
     # -- internals -----------------------------------------------------------------------
 
-    async def _queued(self, operation: str, kind: str, key: str, queue: Queue) -> Any:
+    async def _queued(self, operation: str, kind: str, key: str, command: Command) -> Any:
         """A command that joins the current pipeline (package docstring: "Bursts")."""
-        return await self._call(operation, kind, lambda: self._coalescer.submit(key, queue))
+        return await self._call(operation, kind, lambda: self._coalescer.submit(key, command))
 
     async def _run_batch(self, batch: list[Any]) -> None:
-        if self._cluster is not None:
+        if self._master is not None:
+            await run_commands(self._master, batch)
+        elif self._cluster is not None:
             await run_on_cluster(self._cluster, batch)
-        else:
-            await run_pipeline(self._client, batch)
 
     async def _call(self, operation: str, kind: str | None,
                     command: Callable[[], Awaitable[T]]) -> T:
