@@ -12,7 +12,7 @@ from sidecar import errors
 from sidecar.core.bounded_cache import Memo
 from sidecar.core.form import parse_form
 from sidecar.errors import OAuthError
-from sidecar.http.headers import values_of
+from sidecar.http.headers import fold, values_of
 from sidecar.model import TokenRequest
 from sidecar.settings import Settings
 
@@ -98,22 +98,46 @@ def check_cert_headers(request: web.BaseRequest, policy: ReadPolicy) -> OAuthErr
     if not policy.cert_headers or not policy.is_trusted_peer(request.remote):
         return None
     if len(values_of(request.headers, policy.cert_headers[0])) > 1:
-        return errors.invalid_request("request.multiple_client_certificates",
-                                      "More than one client certificate header was sent.")
+        return _MULTIPLE_CERTIFICATES
     return None
 
 
+_MULTIPLE_CERTIFICATES = errors.invalid_request(
+    "request.multiple_client_certificates", "More than one client certificate header was sent.")
+
+
 def trusted_cert_headers(request: web.BaseRequest,
-                  policy: ReadPolicy) -> tuple[str | None, str | None]:
-    """The certificate header and the chain header, from a trusted proxy only, in whatever
-    spelling it used (see `headers.fold`). The chain may be a list split over several lines
-    (RFC 9440 §2.3), joined as RFC 9110 §5.3 says."""
+                         policy: ReadPolicy) -> tuple[str | None, str | None]:
+    """The certificate header and the chain header, from a trusted proxy only (the first
+    certificate; `check_cert_headers` refuses two)."""
+    certs, chains = trusted_cert_header_values(request, policy)
+    return (certs[0] if certs else None), joined_chain(chains)
+
+
+def joined_chain(chains: list[str]) -> str | None:
+    """A chain may be a list split over several lines (RFC 9440 §2.3), joined as RFC 9110
+    §5.3 says."""
+    return ", ".join(chains) if chains else None
+
+
+def trusted_cert_header_values(request: web.BaseRequest,
+                               policy: ReadPolicy) -> tuple[list[str], list[str]]:
+    """Every value of the certificate header and of the chain header, from a trusted proxy
+    only, in whatever spelling it used (see `headers.fold`). Fast path: both from one pass
+    over the headers (the token endpoint looked three times: ~4 µs a request)."""
     if not policy.cert_headers or not policy.is_trusted_peer(request.remote):
-        return None, None
-    certs = values_of(request.headers, policy.cert_headers[0])
-    chains = values_of(request.headers, policy.cert_headers[1]) \
-        if len(policy.cert_headers) > 1 else []
-    return (certs[0] if certs else None), (", ".join(chains) if chains else None)
+        return [], []
+    cert = fold(policy.cert_headers[0])
+    chain = fold(policy.cert_headers[1]) if len(policy.cert_headers) > 1 else None
+    certs: list[str] = []
+    chains: list[str] = []
+    for name, value in request.headers.items():
+        folded = fold(name)
+        if folded == cert:
+            certs.append(value)
+        elif folded == chain:
+            chains.append(value)
+    return certs, chains
 
 
 async def read_body(request: web.Request, limit: int) -> bytes | OAuthError:
@@ -154,8 +178,9 @@ def _too_large(limit: int) -> OAuthError:
 
 
 async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenRequest | OAuthError:
-    error = check_cert_headers(request, policy) or check_content_type(request) \
-        or check_content_encoding(request)
+    certs, chains = trusted_cert_header_values(request, policy)
+    error = (_MULTIPLE_CERTIFICATES if len(certs) > 1 else None) \
+        or check_content_type(request) or check_content_encoding(request)
     if error is not None:
         return error
     body = await read_body(request, policy.max_body_bytes)
@@ -165,7 +190,6 @@ async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenR
     if isinstance(params, OAuthError):
         return params
     headers = request.headers
-    cert_header, chain_header = trusted_cert_headers(request, policy)
     authorizations = headers.getall("Authorization", ())
     if len(authorizations) > 1:
         return errors.invalid_request("request.multiple_authorization",
@@ -174,8 +198,8 @@ async def read_token_request(request: web.Request, policy: ReadPolicy) -> TokenR
         method=request.method,
         parameters=params,
         authorization=authorizations[0] if authorizations else None,
-        client_cert_header=cert_header,
-        client_cert_chain_header=chain_header,
+        client_cert_header=certs[0] if certs else None,
+        client_cert_chain_header=joined_chain(chains),
         dpop=tuple(headers.getall("DPoP", ())),
         attestation=tuple(headers.getall("OAuth-Client-Attestation", ())),
         attestation_pop=tuple(headers.getall("OAuth-Client-Attestation-PoP", ())),
