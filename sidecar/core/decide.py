@@ -24,7 +24,7 @@ from sidecar.core.client_steps import (
 from sidecar.core.grants.names import JWT_BEARER, GrantResult
 from sidecar.core.grants.validate import validate_grant
 from sidecar.core.jwt_bearer import JwtBearerPolicy, verify_jwt_bearer
-from sidecar.core.presented import ReadPresented, read_presented
+from sidecar.core.presented import ReadPresented
 from sidecar.core.steps import (
     BurnReplays,
     CheckDpopProof,
@@ -42,7 +42,7 @@ from sidecar.model import Action, Decision, Forward, Respond, TokenRequest
 from sidecar.ports import Clock, JwksSource
 from sidecar.settings import GrantsSettings
 
-__all__ = ["STEPS", "StepContext", "TokenDecider", "decide", "read_presented"]
+__all__ = ["STEPS", "StepContext", "TokenDecider", "decide"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,8 +73,3 @@ class ParDecider:
         return Forward(action=Action.OK, summary=facts.summary("par.ok", "PAR request is valid"),
                        context=tuple(context), dpop_jkt=facts.dpop.jkt if facts.dpop else None,
                        replay_check_skipped=facts.replay_check_skipped)
-
-
-async def decide_par(request: TokenRequest, env: StepContext) -> Decision:
-    """One PAR decision with the steps bound for it (the tests)."""
-    return await ParDecider.bind(env)(request)

@@ -62,7 +62,3 @@ class ReadPresented:
         if isinstance(credentials, OAuthError):
             return credentials
         return Presented(certificate, credentials, legacy)
-
-
-def read_presented(request: TokenRequest, env: StepContext) -> Presented | OAuthError:
-    return ReadPresented.of(env)(request)

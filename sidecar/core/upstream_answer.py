@@ -81,25 +81,19 @@ class AnswerReview:
             return replace(edit, error=rewritten, token_type=handling)
         return replace(edit, body=rewritten, token_type=handling)
 
-
     async def _bind(self, token: dict[str, Any],
                     forward: Forward) -> tuple[_Written, _Written]:
-        if not forward.bind_refresh_token_to:
+        bound_to = forward.bind_refresh_token_to
+        refresh_token = _refresh_token_of(token)
+        if not bound_to or refresh_token is None:
             # Fast path: one binding to write, awaited as it is (gather would wrap each
             # coroutine in a Task: about 8 µs a DPoP request in py-spy).
             return await _bind_access_token(token, forward, self), None
         # Both bindings are written together: on Redis they go out in the same pipeline.
         access, refresh = await asyncio.gather(
             _bind_access_token(token, forward, self),
-            _bind_refresh_token(token, forward.bind_refresh_token_to, self))
+            _bind_refresh_token(token, refresh_token, bound_to, self))
         return access, refresh
-
-
-async def review_answer(forward: Forward, status: int, body: bytes,
-                        env: StepContext) -> AnswerEdit:
-    """One review with its inputs bound for it (the tests; the proxy binds `AnswerReview`
-    once per runtime)."""
-    return await AnswerReview.of(env)(forward, status, body)
 
 
 def _outcome(result: BindingOutcome | OAuthError | None) -> BindingOutcome | None:
@@ -155,11 +149,13 @@ async def _bind_access_token(token: dict[str, Any], forward: Forward,
     return "skipped" if outcome.skipped else "recorded"
 
 
-async def _bind_refresh_token(token: dict[str, Any], bound_to: str | None,
-                              review: AnswerReview) -> BindingOutcome | OAuthError | None:
+def _refresh_token_of(token: dict[str, Any]) -> str | None:
     refresh_token = token.get("refresh_token")
-    if not bound_to or not isinstance(refresh_token, str) or not refresh_token:
-        return None
+    return refresh_token if isinstance(refresh_token, str) and refresh_token else None
+
+
+async def _bind_refresh_token(token: dict[str, Any], refresh_token: str, bound_to: str,
+                              review: AnswerReview) -> BindingOutcome | OAuthError:
     ttl = token.get("refresh_token_expires_in")
     if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
         ttl = review.policy.refresh_binding_ttl_seconds

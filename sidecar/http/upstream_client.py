@@ -137,7 +137,9 @@ class UpstreamClient:
         while self._idle:
             connection = self._idle.pop()
             # The upstream may have closed it while it was idle, or it idled too long.
-            if not connection.lost and now - connection.idle_since < self._keepalive:
+            if not connection.lost and now - connection.idle_since < self._keepalive \
+                    and connection.transport is not None \
+                    and not connection.transport.is_closing():
                 return connection
             connection.close()
         return None

@@ -34,6 +34,10 @@ class AnswerTooLargeError(UpstreamAnswerError):
     """Over `upstream.max_token_response_bytes`."""
 
 
+def _head_too_large() -> MalformedAnswerError:
+    return MalformedAnswerError(f"a head over {_MAX_HEAD_BYTES} bytes")
+
+
 @dataclass(frozen=True, slots=True)
 class RawAnswer:
     status: int
@@ -55,9 +59,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self._headers: list[tuple[istr, str]] = []
+        self._header_map: CIMultiDict[str] = CIMultiDict()  # made once the head is read
         self._body: list[bytes] = []
         self._body_size = 0
-        self._head_size = 0
+        self._head_size = 0  # the header lines read (on_header)
+        self._unparsed_head = 0  # the bytes of reads that ended inside the head
         self._head_done = False
         self._informational = False
         self._close_delimited = False
@@ -74,17 +80,23 @@ class UpstreamConnection(asyncio.Protocol):
             # Bytes nobody asked for: what comes next on this connection cannot be trusted.
             self.close()
             return
-        if not self._head_done:
-            self._head_size += len(data)
-            if self._head_size > _MAX_HEAD_BYTES:
-                self._fail(MalformedAnswerError(f"a head over {_MAX_HEAD_BYTES} bytes"))
-                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:  # an upgrade included: never asked for
             self._fail(MalformedAnswerError(type(exc).__name__))
+            return
+        # A head still incomplete after this read: its bytes so far, all of them (llhttp
+        # keeps a partial header line). A head completed in it is measured by `on_header`, so
+        # that a read holding the head and a large body is not taken for a large head.
+        if not self._head_done:
+            self._unparsed_head += len(data)
+            if self._unparsed_head > _MAX_HEAD_BYTES:
+                self._fail(_head_too_large())
 
     def eof_received(self) -> bool:
+        # Lost from now on, not only once connection_lost comes (a loop turn later): a pooled
+        # connection whose upstream just closed it must not be picked in between.
+        self.lost = True
         return False  # close the transport; connection_lost ends a pending answer
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -105,6 +117,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # a second answer to one request: the connection is not reused
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        if self._head_size > _MAX_HEAD_BYTES:
+            self._fail(_head_too_large())
+            return
         self._headers.append((istr(name.decode(_ENCODING, _RAW)), value.decode(_ENCODING, _RAW)))
 
     def on_headers_complete(self) -> None:
@@ -114,7 +130,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(MalformedAnswerError("101: a protocol switch nobody asked for"))
             return
         self._informational = 100 <= status < 200  # RFC 9110 §15.2: another answer follows
-        headers = CIMultiDict(self._headers)
+        self._header_map = headers = CIMultiDict(self._headers)
         codings = headers.get("Transfer-Encoding")
         if codings is not None and codings.rpartition(",")[2].strip().lower() != "chunked":
             # RFC 9112 §6.3 (7): then the body would end at close, coded as the client cannot
@@ -148,13 +164,16 @@ class UpstreamConnection(asyncio.Protocol):
             return
         # Read here: once the message is complete, llhttp's answer is for the next one.
         self._keep_alive = self._parser.should_keep_alive()
-        answer.set_result(RawAnswer(self._parser.get_status_code(), CIMultiDict(self._headers),
+        answer.set_result(RawAnswer(self._parser.get_status_code(), self._header_map,
                                     b"".join(self._body)))
 
     def _fail(self, error: Exception) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(error)
         self.close()
+
+    def _time_out(self) -> None:
+        self._fail(TimeoutError())
 
     def close(self) -> None:
         self.lost = True
@@ -174,7 +193,7 @@ class UpstreamConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[RawAnswer] = loop.create_future()
         self._answer = answer
-        timer = loop.call_at(deadline, self._fail, TimeoutError())
+        timer = loop.call_at(deadline, self._time_out)
         self.transport.write(request)
         try:
             return await answer

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from sidecar.core.binding import REFRESH_BINDING
-from sidecar.core.decide import STEPS, TokenDecider, decide, read_presented
+from sidecar.core.decide import STEPS, TokenDecider, decide
 from sidecar.core.jose.keys import thumbprint
+from sidecar.core.presented import ReadPresented
 from sidecar.core.steps import Facts, Presented, StepBinder, bind_steps, run_steps
 from sidecar.model import Action, Respond
 from tests.support.pipeline import (
@@ -316,7 +317,7 @@ async def test_a_refusal_stops_the_steps(pipeline: Pipeline) -> None:
     env = pipeline.env()
     request = Req("grant_type=urn:example:magic&client_id=app", dpop=(pipeline.proof(),))
     token_request = request.token_request()
-    presented = read_presented(token_request, env)
+    presented = ReadPresented.of(env)(token_request)
     assert isinstance(presented, Presented)
     facts = Facts.of(presented, token_request)
     error = await run_steps(token_request, facts, bind_steps(STEPS, env))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sidecar.core.decide import decide
-from sidecar.core.par import decide_par
+from sidecar.core.par import ParDecider
 from sidecar.model import Action, Forward
 from tests.support.pipeline import (
     CC,
@@ -70,7 +70,7 @@ async def test_decide_par(pipeline: Pipeline, case: Case) -> None:
     env = pipeline.env(case.settings)
     request = case.request(pipeline, env).token_request()
     for _ in range(case.sends):
-        decision = await decide_par(request, env)
+        decision = await ParDecider.bind(env)(request)
     assert_decision(decision, case.expect, action_header=False)
     if isinstance(decision, Forward):
         assert decision.summary.result_code == "par.ok"
@@ -85,5 +85,5 @@ async def test_a_proof_for_the_par_endpoint_does_not_serve_at_the_token_endpoint
     refused = await decide(Req(f"{CC}&client_id=spa", dpop=(proof,)).token_request(), env)
     assert_decision(refused, Refused(INVALID_DPOP, "dpop.htu_mismatch"))
     # Refused there, it was not burned: it still serves where it was signed for.
-    assert_decision(await decide_par(Req(PUSHED, dpop=(proof,)).token_request(), env),
+    assert_decision(await ParDecider.bind(env)(Req(PUSHED, dpop=(proof,)).token_request()),
                     Forwarded(Action.OK, {"DPoP-JKT": CLIENT.jkt}), action_header=False)

@@ -1,5 +1,5 @@
 """What the sidecar does with the upstream's answer to a forwarded token request
-(sidecar.core.upstream_answer `review_answer`): the access token bound to the DPoP key or
+(sidecar.core.upstream_answer `AnswerReview`): the access token bound to the DPoP key or
 certificate the request proved, the refresh token of a public client bound too, `token_type`
 told as DPoP only when the binding was recorded (RFC 9449 §5), and a store failure in closed
 mode answered as 503 rather than handing out a token whose binding was lost.
@@ -22,7 +22,7 @@ from sidecar.core.access_binding import ACCESS_BINDING, decode_binding
 from sidecar.core.binding import REFRESH_BINDING
 from sidecar.core.decide import decide
 from sidecar.core.steps import StepContext
-from sidecar.core.upstream_answer import AnswerEdit, review_answer
+from sidecar.core.upstream_answer import AnswerEdit, AnswerReview
 from sidecar.model import Forward
 from tests.support.pipeline import (
     AUTH_CODE,
@@ -132,7 +132,7 @@ async def reviewed(pipeline: Pipeline, case: AnswerCase) -> tuple[AnswerEdit, St
     if case.store_fails:
         env = dataclasses.replace(env, store=pipeline.env(STORE_DOWN).store)
     body = json.dumps(case.answer).encode()
-    return await review_answer(forward, case.status, body, env), env
+    return await AnswerReview.of(env)(forward, case.status, body), env
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -174,7 +174,7 @@ async def test_a_bound_refresh_token_is_spent_only_with_its_key(pipeline: Pipeli
     first = await decide(dpop(pipeline, env, f"{AUTH_CODE}&client_id=public").token_request(),
                          env)
     assert isinstance(first, Forward)
-    edit = await review_answer(first, 200, json.dumps(WITH_REFRESH).encode(), env)
+    edit = await AnswerReview.of(env)(first, 200, json.dumps(WITH_REFRESH).encode())
     assert "refresh_binding.recorded" in edit.notes
     refresh = REFRESH.replace("rt-1", ISSUED)
     for req, result_code in ((Req(refresh), "binding.dpop_proof_required"),

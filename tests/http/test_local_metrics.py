@@ -28,32 +28,41 @@ def exposition(registry: CollectorRegistry) -> str:
     return re.sub(r"(_created(?:\{[^}]*\})?) \S+", r"\1 <time>", text)
 
 
+# (key, kind, name, help, label names): each made twice, by prometheus-client and locally.
+SPECS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    ("requests", "counter", "t_requests", "Requests.", ("action", "code")),
+    ("skipped", "counter", "t_skipped_total", "Skipped.", ()),
+    ("duration", "histogram", "t_duration_seconds", "Time.", ("action",)),
+    ("upstream", "histogram", "t_upstream_seconds", "Upstream.", ()),
+    ("in_flight", "gauge", "t_in_flight", "In flight.", ()),
+    ("open", "gauge", "t_open", "Open by kind.", ("kind",)),
+)
+
+
+def prometheus_metric(kind: str, name: str, doc: str, labels: tuple[str, ...],
+           registry: CollectorRegistry) -> Any:
+    if kind == "histogram":
+        return Histogram(name, doc, labels, buckets=BUCKETS, registry=registry)
+    return (Counter if kind == "counter" else Gauge)(name, doc, labels, registry=registry)
+
+
+def local_metric(kind: str, name: str, doc: str, labels: tuple[str, ...],
+         collector: LocalCollector) -> Any:
+    if kind == "histogram":
+        return LocalHistogram(name, doc, labels, buckets=BUCKETS, collector=collector)
+    made = LocalCounter if kind == "counter" else LocalGauge
+    return made(name, doc, labels, collector=collector)
+
+
 def both() -> tuple[dict[str, Any], CollectorRegistry, dict[str, Any], CollectorRegistry]:
-    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    reference_registry, local_registry = CollectorRegistry(), CollectorRegistry()
     local = LocalCollector()
-    ours.register(local)
-    reference = {
-        "requests": Counter("t_requests", "Requests.", ["action", "code"], registry=theirs),
-        "skipped": Counter("t_skipped_total", "Skipped.", registry=theirs),
-        "duration": Histogram("t_duration_seconds", "Time.", ["action"], buckets=BUCKETS,
-                              registry=theirs),
-        "upstream": Histogram("t_upstream_seconds", "Upstream.", buckets=BUCKETS,
-                              registry=theirs),
-        "in_flight": Gauge("t_in_flight", "In flight.", registry=theirs),
-        "open": Gauge("t_open", "Open by kind.", ["kind"], registry=theirs),
-    }
-    mine = {
-        "requests": LocalCounter("t_requests", "Requests.", ["action", "code"],
-                                 collector=local),
-        "skipped": LocalCounter("t_skipped_total", "Skipped.", collector=local),
-        "duration": LocalHistogram("t_duration_seconds", "Time.", ["action"], buckets=BUCKETS,
-                                   collector=local),
-        "upstream": LocalHistogram("t_upstream_seconds", "Upstream.", buckets=BUCKETS,
-                                   collector=local),
-        "in_flight": LocalGauge("t_in_flight", "In flight.", collector=local),
-        "open": LocalGauge("t_open", "Open by kind.", ["kind"], collector=local),
-    }
-    return reference, theirs, mine, ours
+    local_registry.register(local)
+    reference = {key: prometheus_metric(kind, name, doc, labels, reference_registry)
+                 for key, kind, name, doc, labels in SPECS}
+    mine = {key: local_metric(kind, name, doc, labels, local)
+            for key, kind, name, doc, labels in SPECS}
+    return reference, reference_registry, mine, local_registry
 
 
 def update(metrics: dict[str, Any]) -> None:
