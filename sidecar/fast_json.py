@@ -37,6 +37,31 @@ def dumps(value: Any) -> bytes:
     return text
 
 
+# The types `dumps_flat` writes with orjson as they are (bool and None: `true`, `null`).
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def dumps_flat(value: dict[str, Any]) -> bytes:
+    """`dumps(value)` for an object of scalars (the access-log line, one a request). Fast path:
+    the floats looked at by value, in one loop over the values, instead of the three scans of
+    the text that `_may_differ` makes (2 µs of the 3 µs `dumps` took for an access line); any
+    other value (a list, an enum, a str subclass) goes to `dumps`."""
+    for item in value.values():
+        kind = type(item)
+        if kind is float:
+            if _written_differently(item):
+                return _dumps_stdlib(value)
+        elif kind not in _PLAIN_SCALARS:
+            return dumps(value)
+    try:
+        text = orjson.dumps(value)
+    except TypeError:  # an integer beyond 64 bits, a key that is not a str
+        return _dumps_stdlib(value)
+    if not text.isascii() or b"\x7f" in text:
+        return _dumps_stdlib(value)
+    return text
+
+
 def loads(data: bytes) -> Any:
     """`json.loads(data)`: the same value, or the same exceptions (ValueError and
     RecursionError)."""

@@ -18,6 +18,17 @@ from typing import Any
 from sidecar import fast_json
 
 FIELDS_ATTRIBUTE = "token_sidecar"
+_HEAD_KEYS = frozenset({"time", "level", "logger", "pid"})  # what `_head` writes first
+
+
+def _process_id() -> int:
+    """`os.getpid()` without its system call: the pid is read again in a forked child (a
+    worker), where `register_at_fork` resets it."""
+    return _PROCESS_ID[0]
+
+
+_PROCESS_ID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PROCESS_ID.__setitem__(0, os.getpid()))
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +37,7 @@ class JsonFormatter(logging.Formatter):
         self._second = -1  # the whole second _timestamp_prefix last formatted
         self._prefix = ""
         self.turn = _Turn()  # the access lines of this event-loop turn (`_write_line`)
+        self._line_heads: dict[tuple[int, str, int], str] = {}  # `_line_head`'s, by pid too
 
     def format(self, record: logging.LogRecord) -> str:
         # Called by the handler under its lock, just before it writes: the access lines
@@ -46,11 +58,29 @@ class JsonFormatter(logging.Formatter):
 
     def format_fields(self, created: float, level: int, name: str,
                       fields: dict[str, Any]) -> str:
-        """What `format` writes for a record of these fields made at `created`."""
-        entry = self._head(created, int((created - int(created)) * 1000),
-                           logging.getLevelName(level), name, os.getpid())
-        entry.update(fields)
-        return fast_json.dumps(entry).decode()
+        """What `format` writes for a record of these fields made at `created`. Fast path:
+        the line's head is text kept per second and per logger (`_line_head`), the fields
+        one flat object (`fast_json.dumps_flat`), joined; no dict made, none merged, no
+        `getpid` system call (half of the 6 µs `format_fields` took for an access line)."""
+        if not fields or _HEAD_KEYS & fields.keys():  # the fields would replace the head's
+            entry = self._head(created, int((created - int(created)) * 1000),
+                               logging.getLevelName(level), name, _process_id())
+            entry.update(fields)
+            return fast_json.dumps(entry).decode()
+        head = self._line_heads.get((level, name, _process_id()))
+        if head is None:
+            head = self._line_head(level, name)
+        body = fast_json.dumps_flat(fields).decode()
+        millis = int((created - int(created)) * 1000)
+        return f'{{"time":"{self._timestamp_prefix(created)}.{millis:03d}Z",{head},{body[1:]}'
+
+    def _line_head(self, level: int, name: str) -> str:
+        """`"level":...,"logger":...,"pid":...` as `format` writes them, kept (a few loggers)."""
+        pid = _process_id()
+        head = fast_json.dumps({"level": logging.getLevelName(level).lower(), "logger": name,
+                                "pid": pid}).decode()[1:-1]
+        self._line_heads[(level, name, pid)] = head
+        return head
 
     def _head(self, created: float, msecs: int, level_name: str, name: str,
               pid: int | None) -> dict[str, Any]:

@@ -25,6 +25,11 @@ def test_dumps_writes_what_json_writes(value: Any) -> None:
     assert fast_json.dumps(value) == _stdlib(value)
 
 
+@given(st.dictionaries(st.text(), _SCALARS | st.lists(_SCALARS, max_size=2), max_size=8))
+def test_dumps_flat_writes_what_json_writes(value: dict[str, Any]) -> None:
+    assert fast_json.dumps_flat(value) == _stdlib(value)
+
+
 @given(_VALUES)
 def test_loads_reads_what_json_reads(value: Any) -> None:
     text = json.dumps(value).encode()

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -45,6 +46,39 @@ def test_the_direct_line_is_the_line_of_a_record(stdout: io.StringIO) -> None:
     assert direct.pop("time")[:19] == expected.pop("time")[:19]
     assert list(direct.items()) == list(expected.items())
     assert stdout.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize("fields", [
+    FIELDS,
+    {"client_id": "caf\u00e9", "notes": "a\x7fb"},  # written by json, escaped
+    {"duration_seconds": 0.00005, "ratio": float("nan")},  # floats orjson writes otherwise
+    {"level": "from the caller", "request_id": "r-1"},  # replaces the head's field, in place
+    {"scopes": ["a", "b"], "big": 2**70},  # not a flat object of plain scalars
+    {},
+])
+def test_the_text_of_the_direct_line_is_the_text_of_a_record(fields: dict[str, Any]) -> None:
+    formatter = logs.JsonFormatter()
+    logger = logging.getLogger("token_sidecar.access")
+    record = logs._record(logger, "OK token.ok", fields, logging.INFO)
+    record.created, record.msecs = 1765075317.0421, 42.0
+    direct = formatter.format_fields(1765075317.0421, logging.INFO, logger.name, fields)
+    assert direct == formatter.format(record)
+    assert json.loads(direct)["time"] == "2025-12-07T02:41:57.042Z"
+
+
+def test_a_forked_worker_writes_its_own_pid() -> None:
+    formatter = logs.JsonFormatter()
+    formatter.format_fields(0.0, logging.INFO, "token_sidecar.access", FIELDS)  # head kept
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the worker: its lines name it, not the process it was forked from
+        line = formatter.format_fields(0.0, logging.INFO, "token_sidecar.access", FIELDS)
+        os.write(write, str(json.loads(line)["pid"] == os.getpid()).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert os.read(read, 10) == b"True"
+    os.close(read)
 
 
 def test_another_handler_gets_the_record(stdout: io.StringIO) -> None:

@@ -48,12 +48,20 @@ def parse_form(body: bytes) -> FormParams | OAuthError:
 
 def decode_component(raw: bytes) -> str | OAuthError:
     """One form-urlencoded name or value: '+' is a space, escapes strict, UTF-8 strict."""
+    if b"%" not in raw and b"+" not in raw:
+        # Fast path: nothing to unescape (most names and values): the escape check's regex
+        # search and the replace skipped, four times a token request.
+        return _utf8(raw)
     if _BAD_ESCAPE.search(raw):
         return errors.invalid_request("request.bad_percent_encoding",
                                       "The body has a malformed percent-escape.")
     raw = raw.replace(b"+", b" ")
     if b"%" in raw:
         raw = unquote_to_bytes(raw)  # escapes were checked above, so nothing is left as is
+    return _utf8(raw)
+
+
+def _utf8(raw: bytes) -> str | OAuthError:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

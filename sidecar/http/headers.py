@@ -128,10 +128,22 @@ class ForwardRules:
 
 def _connection_tokens(headers: MultiMapping[str]) -> frozenset[str]:
     """The headers a `Connection` header names (RFC 9110 §7.6.1), folded."""
-    if "Connection" not in headers:
-        return frozenset()
-    return frozenset(fold(t.strip()) for value in headers.getall("Connection")
-                     for t in value.split(",") if t.strip())
+    values = headers.getall("Connection", ())
+    if not values:
+        return _NO_TOKENS
+    if len(values) == 1:
+        return _TOKENS_OF_ONE_VALUE(values[0], len(values[0]))
+    return frozenset().union(*(_tokens_of(value) for value in values))
+
+
+def _tokens_of(value: str) -> frozenset[str]:
+    return frozenset(fold(t.strip()) for t in value.split(",") if t.strip())
+
+
+# Fast path of `_connection_tokens`: the tokens of one Connection value ("keep-alive",
+# "close", ...), remembered: every answer of a keep-alive upstream, and most requests, carry
+# the same one. A pure function's answers, so any event loop may share them.
+_TOKENS_OF_ONE_VALUE = Memo(_tokens_of, 64, max_key_chars=64)
 
 
 def request_headers_for_upstream(
@@ -169,7 +181,8 @@ def values_of(headers: CIMultiDictProxy[str], name: str) -> list[str]:
 
 
 def response_headers_for_client(headers: MultiMapping[str]) -> CIMultiDict[str]:
-    dropped = HOP_BY_HOP | _connection_tokens(headers)
+    tokens = _connection_tokens(headers)
+    dropped = HOP_BY_HOP if tokens <= HOP_BY_HOP else HOP_BY_HOP | tokens
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         if fold(name) not in dropped:

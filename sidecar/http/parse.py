@@ -131,7 +131,12 @@ def trusted_cert_header_values(request: web.BaseRequest,
     chain = fold(policy.cert_headers[1]) if len(policy.cert_headers) > 1 else None
     certs: list[str] = []
     chains: list[str] = []
+    lengths = (len(cert), len(chain or ""))
     for name, value in request.headers.items():
+        # Fast path: folding keeps an ASCII name's length (`lower()` may lengthen another, never
+        # into an ASCII one), so a name of another length is not folded.
+        if len(name) not in lengths:
+            continue
         folded = fold(name)
         if folded == cert:
             certs.append(value)

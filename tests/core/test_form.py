@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,3 +47,12 @@ def test_repr_hides_values() -> None:
 @given(st.binary(max_size=300))
 def test_never_raises(body: bytes) -> None:
     assert isinstance(parse_form(body), FormParams | OAuthError)
+
+
+@given(st.dictionaries(st.text(min_size=1), st.text(min_size=1), max_size=6))
+def test_reads_what_urlencode_writes(pairs: dict[str, str]) -> None:
+    # Both spellings of a space: "+" (urlencode), "%20" (quote).
+    for body in (urlencode(pairs), urlencode(pairs, quote_via=quote)):
+        params = parse_form(body.encode())
+        assert isinstance(params, FormParams)
+        assert dict(params) == pairs
