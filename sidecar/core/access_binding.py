@@ -10,7 +10,7 @@ RFC 9449 §6.1 (`jkt`) and RFC 8705 §3.1 (`x5t#S256`), so it reads the same as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sidecar import fast_json
 
@@ -19,15 +19,15 @@ JKT = "jkt"  # RFC 9449 §6.1
 X5T_S256 = "x5t#S256"  # RFC 8705 §3.1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class AccessBinding:
     """What one access token is bound to, and to whom it was issued."""
 
-    jkt: str | None = None
-    x5t_s256: str | None = None
-    client_id: str = ""
-    scope: str = ""
-    exp: int = 0  # seconds since the epoch; 0 when the answer said nothing
+    jkt: Final[str | None] = None
+    x5t_s256: Final[str | None] = None
+    client_id: Final[str] = ""
+    scope: Final[str] = ""
+    exp: Final[int] = 0  # seconds since the epoch; 0 when the answer said nothing
 
     @property
     def is_dpop(self) -> bool:

@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, replace
+from typing import Final
 from urllib.parse import quote
 
 from sidecar import errors
@@ -30,20 +31,20 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CREDENTIALS = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32})(?:[ \t]+(.*))?", re.DOTALL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class ClientCredentials:
-    client_id: str | None
-    method: str  # a token_endpoint_auth_method value (RFC 7591 §2), "none" when only an id
-    secret: str | None = None
-    assertion: str | None = None
-    used_basic: bool = False
+    client_id: Final[str | None]
+    method: Final[str]  # a token_endpoint_auth_method value (RFC 7591 §2), "none" when only an id
+    secret: Final[str | None] = None
+    assertion: Final[str | None] = None
+    used_basic: Final[bool] = False
     # The Basic password exactly as sent, when RFC 6749 §2.3.1 decoding changed it: many
     # clients (requests-oauth2client, authlib, ...) do not form-encode before Basic, so a
     # secret with '+' or '%' arrives raw. Both readings are compared with the registered one.
-    secret_as_sent: str | None = None
+    secret_as_sent: Final[str | None] = None
     # The scheme of an Authorization header that was not Basic ("Bearer", or "non-Basic" when
     # it does not even parse): not client authentication, but worth telling the client.
-    other_scheme: str | None = None
+    other_scheme: Final[str | None] = None
 
     @property
     def secret_candidates(self) -> tuple[str, ...]:

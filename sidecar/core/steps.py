@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from sidecar import errors
 from sidecar.core.attestation.legacy import LegacyAssertion
@@ -50,14 +50,14 @@ class StepContext:
     secrets: SecretVerifier
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class Presented:
     """What a token request presents, read before anything is checked: the certificate a
     trusted proxy passed, the client credentials, a legacy (drafts -00...-02) attestation."""
 
-    certificate: ClientCertificate | None
-    client: ClientCredentials
-    legacy_attestation: LegacyAssertion | None = None
+    certificate: Final[ClientCertificate | None]
+    client: Final[ClientCredentials]
+    legacy_attestation: Final[LegacyAssertion | None] = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from sidecar import errors
@@ -47,13 +48,13 @@ _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9_~-]+)*/?")
 _MAX_DECODINGS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class Target:
     """An origin-form request target that reads one way."""
 
-    path: str  # as sent: percent-encoding kept
-    query: str | None  # as sent, without the '?'; None when there was no '?'
-    lenient: str  # the path as a lenient server reads it: decoded, case-folded, trimmed
+    path: Final[str]  # as sent: percent-encoding kept
+    query: Final[str | None]  # as sent, without the '?'; None when there was no '?'
+    lenient: Final[str]  # the path as a lenient server reads it: decoded, case-folded, trimmed
 
 
 def read_target(raw: str) -> Target | OAuthError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sidecar import errors, fast_json
 from sidecar.core.access_binding import ACCESS_BINDING, binding_for_answer
@@ -26,15 +26,15 @@ _Written = BindingOutcome | OAuthError | None  # None: nothing to record
 TokenTypeHandling = Literal["require", "rewrite", "pass", "unbound"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class AnswerEdit:
-    body: bytes | None = None  # a replacement body, when one was rewritten
-    headers: tuple[tuple[str, str], ...] = ()
-    error: OAuthError | None = None  # answer this instead of the upstream's answer
+    body: Final[bytes | None] = None  # a replacement body, when one was rewritten
+    headers: Final[tuple[tuple[str, str], ...]] = ()
+    error: Final[OAuthError | None] = None  # answer this instead of the upstream's answer
     # What happened, for logs and metrics (None: nothing of the kind was done).
-    access_binding: BindingOutcome | None = None
-    refresh_binding: BindingOutcome | None = None
-    token_type: TokenTypeHandling | None = None
+    access_binding: Final[BindingOutcome | None] = None
+    refresh_binding: Final[BindingOutcome | None] = None
+    token_type: Final[TokenTypeHandling | None] = None
 
     @property
     def notes(self) -> tuple[str, ...]:

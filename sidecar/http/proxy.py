@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 import aiohttp
 from aiohttp import StreamReader, hdrs, web
@@ -80,11 +81,11 @@ class Outbound:
     target: Target
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class UpstreamAnswer:
-    status: int
-    headers: CIMultiDict[str]
-    body: bytes
+    status: Final[int]
+    headers: Final[CIMultiDict[str]]
+    body: Final[bytes]
 
 
 def open_session(settings: UpstreamSettings) -> aiohttp.ClientSession:

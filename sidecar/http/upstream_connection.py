@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 import httptools
 from multidict import CIMultiDict, istr
@@ -38,11 +38,11 @@ def _head_too_large() -> MalformedAnswerError:
     return MalformedAnswerError(f"a head over {_MAX_HEAD_BYTES} bytes")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class RawAnswer:
-    status: int
-    headers: CIMultiDict[str]
-    body: bytes
+    status: Final[int]
+    headers: Final[CIMultiDict[str]]
+    body: Final[bytes]
 
 
 class UpstreamConnection(asyncio.Protocol):

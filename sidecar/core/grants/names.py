@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from sidecar.model import Action
 
 Context = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class GrantResult:
-    grant_type: str
-    action: Action
+    grant_type: Final[str]
+    action: Final[Action]
     # Extra context headers, names without the configured prefix ("Device-Secret-Hash", ...).
-    context: Context = ()
+    context: Final[Context] = ()
 
 
 AUTHORIZATION_CODE = "authorization_code"
