@@ -9,12 +9,13 @@ configured public URL, held by the policy, never what the client's Host header s
 Both are immutable.
 
 Request records: the dataclasses made once or more for every request (`TokenRequest`,
-`Summary`, `Forward`, the credentials, the grant, the upstream's answer and its edit; the
-list is `tests/test_model.py`'s `REQUEST_RECORDS`) are `@dataclass(slots=True)` with every
-field `Final`: read-only to mypy, which refuses any assignment to one, but not frozen at run
-time. Fast path: a frozen dataclass's `__init__` sets each field through
-`object.__setattr__`, about 1 000 instructions a field under callgrind; the ten records of a
-token request without DPoP (50 fields) cost 63 k instructions that way, 8% of the request.
+`Summary`, `Forward`, the credentials, the grant, the upstream's answer and its edit, the
+resource side's request, proof and verdict; the list is `tests/test_model.py`'s
+`REQUEST_RECORDS`) are `@dataclass(slots=True)` with every field `Final`: read-only to mypy,
+which refuses any assignment to one, but not frozen at run time. Fast path: a frozen
+dataclass's `__init__` sets each field through `object.__setattr__`, about 1 000
+instructions a field under callgrind; the ten records of a token request without DPoP (50
+fields) cost 63 k instructions that way, 8% of the request.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ from sidecar.core.access_binding import AccessBinding
 from sidecar.core.credentials import ClientCredentials
 from sidecar.core.dpop.results import DpopProof
 from sidecar.core.grants.names import GrantResult
+from sidecar.core.resource.check import Allowed, Denied
+from sidecar.core.resource.check import Presented as ResourcePresented
+from sidecar.core.resource.request import Credentials, ResourceRequest
+from sidecar.core.resource.token_facts import TokenFacts
 from sidecar.core.steps import Presented
 from sidecar.core.target import Target
 from sidecar.core.upstream_answer import AnswerEdit
@@ -23,10 +27,12 @@ from sidecar.http.upstream_connection import RawAnswer
 from sidecar.model import Forward, ReplayCheck, Summary, TokenRequest
 
 # Those of a token request, with and without DPoP (a count of the dataclass __init__ calls
-# under load). StoreOutcome stays frozen: generic, and mypy's Final cannot hold a type variable.
-REQUEST_RECORDS: tuple[type, ...] = (Target, TokenRequest, ClientCredentials, Presented,
-                                     GrantResult, Summary, Forward, RawAnswer, UpstreamAnswer,
-                                     AnswerEdit, DpopProof, ReplayCheck, AccessBinding)
+# under load), then those of an API call on the resource side. StoreOutcome stays frozen:
+# generic, and mypy's Final cannot hold a type variable.
+REQUEST_RECORDS: tuple[type, ...] = (
+    Target, TokenRequest, ClientCredentials, Presented, GrantResult, Summary, Forward,
+    RawAnswer, UpstreamAnswer, AnswerEdit, DpopProof, ReplayCheck, AccessBinding,
+    ResourceRequest, Credentials, ResourcePresented, TokenFacts, Allowed, Denied)
 
 
 @pytest.mark.parametrize("record", REQUEST_RECORDS, ids=lambda record: record.__name__)

@@ -53,27 +53,27 @@ _NONCE_DESCRIPTION: Final = "Resource server requires nonce in DPoP proof."  # R
 _HEADER_SAFE: Final = re.compile(r"[\x20-\x7e]{1,1024}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class Presented:
     """What a request presented, checked as far as it can be without the token's facts."""
 
-    credentials: Credentials
-    proof: DpopProof | None  # set for the DPoP scheme
-    certificate: ClientCertificate | None
+    credentials: Final[Credentials]
+    proof: Final[DpopProof | None]  # set for the DPoP scheme
+    certificate: Final[ClientCertificate | None]
 
     @property
     def token(self) -> str:
         return self.credentials.token
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class Allowed:
-    credentials: Credentials
-    facts: TokenFacts | None  # None: an unbound Bearer token no source knew, let through
-    jkt: str | None  # the proof's key, equal to the token's cnf.jkt
-    cert_s256: str | None  # the presented certificate, equal to the token's cnf x5t#S256
-    replay: ReplayCheck | None  # the proof's jti, to burn last
-    result_code: str
+    credentials: Final[Credentials]
+    facts: Final[TokenFacts | None]  # None: an unbound Bearer token no source knew, let through
+    jkt: Final[str | None]  # the proof's key, equal to the token's cnf.jkt
+    cert_s256: Final[str | None]  # the presented certificate, equal to the token's cnf x5t#S256
+    replay: Final[ReplayCheck | None]  # the proof's jti, to burn last
+    result_code: Final[str]
 
     @property
     def token(self) -> str:
@@ -93,12 +93,12 @@ class Allowed:
         return f"Allowed(result_code={self.result_code!r}, jkt={self.jkt!r})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class Denied:
     """`error.headers` holds the `WWW-Authenticate` challenges and any `DPoP-Nonce`."""
 
-    error: OAuthError
-    scheme: Scheme | None = None
+    error: Final[OAuthError]
+    scheme: Final[Scheme | None] = None
 
     @property
     def status(self) -> int:

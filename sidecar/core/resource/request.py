@@ -21,25 +21,25 @@ _SCHEMES: Final[dict[str, Scheme]] = {"dpop": "DPoP", "bearer": "Bearer"}
 MAX_TOKEN_LENGTH: Final = 16384
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class ResourceRequest:
     """`path` is as sent (percent-encoding kept), without query or fragment."""
 
-    method: str
-    path: str
-    authorization: tuple[str, ...] = ()
-    dpop: tuple[str, ...] = ()
-    client_cert_header: str | None = None  # from a trusted proxy only; the doors see to it
-    client_cert_chain_header: str | None = None
+    method: Final[str]
+    path: Final[str]
+    authorization: Final[tuple[str, ...]] = ()
+    dpop: Final[tuple[str, ...]] = ()
+    client_cert_header: Final[str | None] = None  # from a trusted proxy only; the doors see to it
+    client_cert_chain_header: Final[str | None] = None
 
     def __repr__(self) -> str:  # the token and the proof stay out of logs and tracebacks
         return f"ResourceRequest(method={self.method!r}, path={self.path!r})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class Credentials:
-    scheme: Scheme
-    token: str
+    scheme: Final[Scheme]
+    token: Final[str]
 
     def __repr__(self) -> str:
         return f"Credentials(scheme={self.scheme!r})"

@@ -10,23 +10,23 @@ introspection answer (RFC 7662). Each gives the same facts: the confirmation (`c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 Source = Literal["recorded", "jwt", "introspection"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a request record: read-only by type (sidecar/model.py)
 class TokenFacts:
     """An active access token as one source described it. An inactive, unknown or
     unverifiable token is no `TokenFacts` at all: the source answers None."""
 
-    source: Source
-    jkt: str | None = None  # cnf.jkt, RFC 9449 §6.1
-    x5t_s256: str | None = None  # cnf["x5t#S256"], RFC 8705 §3.1
-    client_id: str = ""
-    subject: str = ""
-    scope: str = ""
-    expires_at: int = 0  # seconds since the epoch; 0 when the source said nothing
+    source: Final[Source]
+    jkt: Final[str | None] = None  # cnf.jkt, RFC 9449 §6.1
+    x5t_s256: Final[str | None] = None  # cnf["x5t#S256"], RFC 8705 §3.1
+    client_id: Final[str] = ""
+    subject: Final[str] = ""
+    scope: Final[str] = ""
+    expires_at: Final[int] = 0  # seconds since the epoch; 0 when the source said nothing
 
     @property
     def is_bound(self) -> bool:
