@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.policy import Policy
+from sidecar.gc_tuning import refreeze, tune_collector
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.decision_api import api_keys_of, build_api_app
 from sidecar.http.resource_doors import build_check_app
@@ -37,7 +39,7 @@ from sidecar.logs import FIELDS_ATTRIBUTE, configure_logging
 from sidecar.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("token_sidecar.serve")
-_RESTART_ONLY = ("listen", "admin_listen", "api_listen", "workers", "event_loop")
+_RESTART_ONLY = ("listen", "admin_listen", "api_listen", "workers", "event_loop", "gc")
 # Descriptors besides connections: listeners, the event loop, logs, registry and JWKS fetches.
 _SPARE_DESCRIPTORS = 64
 
@@ -71,6 +73,7 @@ async def serve(settings: Settings, config_path: str | None = None,
         for runner, listen in runners:
             host, port = split_listen(listen)
             await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        tune_collector(settings.server.gc)  # every startup object exists now
         _log_serving(settings)
         await _until_stopped(app, config_path, supervisor_pid, started)
         app[STATE].draining = True
@@ -109,7 +112,8 @@ def _log_serving(settings: Settings) -> None:
     log.info(message, extra={FIELDS_ATTRIBUTE: {
         "message": message, "listen": settings.server.listen,
         "admin_listen": settings.server.admin_listen, "check_listen": check,
-        "event_loop": loop}})
+        "event_loop": loop, "gc": settings.server.gc,
+        "gc_frozen_objects": gc.get_freeze_count()}})
 
 
 def running_loop_name() -> str:
@@ -192,6 +196,7 @@ def reload(app: web.Application, config_path: str) -> bool:
                     ", ".join(pending))
     configure_logging(settings.logging.level, settings.logging.format)
     state.swap(settings, policy)
+    refreeze()  # the replaced configuration's objects were frozen with the rest
     state.metrics.config_reloads.labels("applied").inc()
     log.info("configuration reloaded")
     return True

@@ -110,6 +110,22 @@ async def test_serve_runs_on_uvloop_unless_the_setting_says_asyncio(
     assert serving[0]["message"].startswith(f"serving on 127.0.0.1:{sidecar.port}")
 
 
+@pytest.mark.parametrize(("setting", "frozen"), [(None, True), ("tuned", True),
+                                                ("python", False)])
+async def test_serve_freezes_its_startup_objects_unless_gc_is_python(
+        start_sidecar: Start, client: aiohttp.ClientSession, setting: str | None,
+        frozen: bool) -> None:
+    sidecar = await start_sidecar(server={} if setting is None else {"gc": setting})
+    async with client.post(sidecar.url + "/token", headers=FORM,
+                           data="grant_type=client_credentials&client_id=c") as response:
+        assert response.status == 200
+    serving = [line for line in log_lines(sidecar) if "event_loop" in line]
+    assert [line["gc"] for line in serving] == [setting or "tuned"]
+    # The process's own count (gc.get_freeze_count()): the modules, the app, the settings.
+    assert (serving[0]["gc_frozen_objects"] > 10_000) is frozen
+    assert frozen or serving[0]["gc_frozen_objects"] == 0
+
+
 async def test_sigterm_lets_a_request_in_flight_finish(
         start_sidecar: Start, client: aiohttp.ClientSession,
         upstream: RecordingUpstream) -> None:

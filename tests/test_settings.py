@@ -86,6 +86,7 @@ def test_required_keys_can_come_from_the_environment() -> None:
     ({}, {"TOKEN_SIDECAR_DPOP_REQUIRED": "maybe"}, "dpop.required (from TOKEN_SIDECAR_DPOP_"),
     # Request targets (issue 13): a guarded path must be reachable, the URL's query harmless.
     ({"server": {"token_path_match": "loose"}}, {}, "server.token_path_match: must be one of"),
+    ({"server": {"gc": "off"}}, {}, "server.gc: must be one of tuned, python"),
     ({"server": {"token_query_allowed": ["tenant", "Grant.Type"]}}, {},
      "server.token_query_allowed: ['Grant.Type'] read as token request parameters"),
     ({"server": {"token_query_allowed": [""]}}, {}, "server.token_query_allowed: an empty"),

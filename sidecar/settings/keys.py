@@ -45,6 +45,7 @@ CERT_FORMATS: tuple[CertFormat, ...] = typing.get_args(CertFormat)
 # The settings that choose a mode: each a Literal, its check made from it (`checks.one_of_literal`).
 PathMatch = Literal["lenient", "exact"]
 EventLoop = Literal["auto", "asyncio"]
+GcMode = Literal["tuned", "python"]
 FailureMode = Literal["closed", "open"]
 WhenFull = Literal["evict", "refuse"]
 UpstreamTokenType = Literal["pass", "rewrite", "require"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sidecar.settings import checks
-from sidecar.settings.keys import EventLoop, LogFormat, LogLevel, PathMatch, key
+from sidecar.settings.keys import EventLoop, GcMode, LogFormat, LogLevel, PathMatch, key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +33,10 @@ class ServerSettings:
     # "auto": uvloop when it is installed (a dependency: faster sockets and callbacks), else
     # asyncio's own loop; "asyncio": always asyncio's own loop.
     event_loop: EventLoop = key("auto", checks.one_of_literal(EventLoop))
+    # "tuned": once started, the startup objects frozen out of the cyclic collector's passes
+    # and its young generation collected every 10 000 allocations (sidecar/gc_tuning.py);
+    # "python": the interpreter's defaults.
+    gc: GcMode = key("tuned", checks.one_of_literal(GcMode))
     # Slow and idle clients (sidecar/http/connections.py). The whole request head within
     # this (a front proxy sends it at once; a slowloris trickles it), from the connection's
     # opening or, on keep-alive, from the request's first byte.
