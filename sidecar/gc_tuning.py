@@ -2,23 +2,26 @@
 
 CPython's defaults suit a program that builds and drops object graphs; a server holding tens
 of thousands of startup objects (modules, functions, the configuration, the aiohttp
-application) and answering with short-lived ones pays for them twice, measured with
-`gc.callbacks` in a worker under `bench/run.py`'s load (DPoP on Redis, 50 connections):
+application) and answering with short-lived ones pays for them twice. Measured with
+`gc.callbacks` in the worker under `bench/run.py`'s load (DPoP, memory store and Redis, 50
+connections, 8 s), with the interpreter's defaults:
 
-- every full collection walked the ~68 000 objects that exist from startup on and never die:
-  about 30 ms each, a tail-latency spike every second or so;
+- every full collection walked the ~68 000 objects that exist from startup on and never die
+  (and the memory store's dict of entries): 40-45 ms each, a tail-latency spike every
+  second or two;
 - the young generation was collected every 700 allocations, each pass walking the objects of
-  the ~50 requests in flight (0.2 ms), promoting them to the older generations, where they
+  the ~50 requests in flight (0.3 ms), promoting them to the older generations, where they
   die later and make full collections come sooner. These passes found almost no garbage:
-  1 650 objects in 1 350 passes. In all 6% of the worker's CPU time, p99 45 ms.
+  1 650 objects in 500-1 000 passes. In all 0.57-0.72 s of 9.6 s of CPU time (6-7%), p99
+  63-73 ms.
 
 "tuned" (the default), once the server has started: `gc.freeze()` moves the startup objects
 to the permanent generation (never walked, never collected), and the young generation is
-collected every `YOUNG_THRESHOLD` allocations: about ten passes in the same run, under 0.2%
-of the CPU time, p99 21 ms. Reference counting frees what it always freed; only cyclic
-garbage waits longer, at most `YOUNG_THRESHOLD` allocations' worth. A reload (SIGHUP)
-replaces objects that were frozen with the rest: `refreeze` collects them and freezes
-what is still alive. "python" leaves the interpreter's defaults alone.
+collected every `YOUNG_THRESHOLD` allocations: in the same runs 0.09-0.12 s (1%), p99
+30-35 ms. Reference counting frees what it always freed; only cyclic garbage waits longer,
+at most `YOUNG_THRESHOLD` allocations' worth. A reload (SIGHUP) replaces objects that were
+frozen with the rest: `refreeze` collects them and freezes what is still alive. "python"
+leaves the interpreter's defaults alone.
 """
 
 from __future__ import annotations
