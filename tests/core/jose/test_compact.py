@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.core.jose.compact import (
     b64url_decode,
+    b64url_encode,
     lenient_json_object,
     library_json_object,
     parse_compact_jws,
@@ -47,6 +50,20 @@ def test_parse_compact_jws_refuses(token: str) -> None:
 ])
 def test_b64url_decode_is_strict(text: str, expected: bytes | None) -> None:
     assert b64url_decode(text) == expected
+
+
+@given(st.binary(max_size=200))
+def test_b64url_decode_reads_every_encoding_back(data: bytes) -> None:
+    assert b64url_decode(b64url_encode(data)) == data
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ .",
+               max_size=40))
+def test_b64url_decode_reads_what_the_canonical_encoding_is_and_nothing_else(text: str) -> None:
+    decoded = b64url_decode(text)
+    # One byte string, one spelling (RFC 4648 §3.5): the text decodes exactly when it is the
+    # unpadded base64url encoding of what it decodes to.
+    assert decoded is None or b64url_encode(decoded) == text
 
 
 def _b64(raw: bytes) -> str:
