@@ -7,7 +7,6 @@ token, assertion, proof or certificate.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -16,6 +15,7 @@ import time
 from typing import Any
 
 from sidecar import fast_json
+from sidecar.running_loop import running_loop
 
 FIELDS_ATTRIBUTE = "token_sidecar"
 _HEAD_KEYS = frozenset({"time", "level", "logger", "pid"})  # what `_head` writes first
@@ -172,7 +172,7 @@ class _Turn:
             self._lines.append(line)
             return
         try:
-            loop = asyncio.get_running_loop()
+            loop = running_loop()  # no getpid() system call (sidecar/running_loop.py)
         except RuntimeError:
             self._write(handler, line)
             return

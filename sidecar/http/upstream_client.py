@@ -40,6 +40,7 @@ from sidecar.http.upstream_connection import (
     UpstreamAnswerError,
     UpstreamConnection,
 )
+from sidecar.running_loop import running_loop
 
 __all__ = ["AnswerTooLargeError", "MalformedAnswerError", "RawAnswer", "ServerDisconnectedError",
            "UpstreamAnswerError", "UpstreamClient"]
@@ -77,7 +78,7 @@ class UpstreamClient:
         Fast path: the deadline is one timer on the future awaited (`loop.call_at`), not an
         `asyncio.timeout` block (7 µs a request in py-spy, for its cancellation bookkeeping)."""
         request = self._serialize(method, target, headers, body)  # ValueError: a control char
-        loop = asyncio.get_running_loop()
+        loop = running_loop()  # no getpid() system call (sidecar/running_loop.py)
         deadline = loop.time() + timeout
         await self._take_slot(loop, deadline)
         connection: UpstreamConnection | None = None
@@ -166,7 +167,7 @@ class UpstreamClient:
 
     def _sweep(self) -> None:
         self._sweep_timer = None
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         now = loop.time()
         fresh: list[UpstreamConnection] = []
         for connection in self._idle:

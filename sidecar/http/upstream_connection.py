@@ -11,6 +11,8 @@ from typing import Final, cast
 import httptools
 from multidict import CIMultiDict, istr
 
+from sidecar.running_loop import running_loop
+
 # What an answer's status line and headers may take (aiohttp's client allows 8190 bytes a
 # line): a larger head is not a token endpoint's answer.
 _MAX_HEAD_BYTES = 65536
@@ -193,7 +195,7 @@ class UpstreamConnection(asyncio.Protocol):
         assert self.transport is not None
         self._max_body = max_body
         self._reset()
-        loop = asyncio.get_running_loop()
+        loop = running_loop()  # no getpid() system call (sidecar/running_loop.py)
         answer: asyncio.Future[RawAnswer] = loop.create_future()
         self._answer = answer
         timer = loop.call_at(deadline, self._time_out)

@@ -35,6 +35,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from sidecar.running_loop import running_loop
+
 # One command as Redis reads it: ("SET", key, value, "NX", "PX", 1000).
 Command = tuple[str | bytes | int, ...]
 
@@ -59,8 +61,10 @@ class redis_deadline:  # noqa: N801 - used as a function: `async with redis_dead
         self._expired = False
 
     async def __aenter__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
+        # Neither asks asyncio for the running loop: no getpid() system call a batch
+        # (sidecar/running_loop.py).
+        self._loop = running_loop()
+        task = asyncio.current_task(self._loop)
         assert task is not None
         self._task = task
         self._handle = self._loop.call_later(self._seconds, self._check)
@@ -171,9 +175,9 @@ class Queued:
 
     @classmethod
     def of(cls, key: str, command: Command) -> Queued:
-        """A command waiting for its answer (a field's default_factory would cost a lambda
-        call and a loop lookup more per command, under __init__)."""
-        return cls(key, command, asyncio.get_running_loop().create_future())
+        """A command waiting for its answer, its future made on the running loop (found
+        without a getpid() system call: sidecar/running_loop.py)."""
+        return cls(key, command, running_loop().create_future())
 
     def settle(self, result: Any) -> None:
         if self.answer.done():  # the caller went away (cancelled)
@@ -214,14 +218,14 @@ class Coalescer:
             self._scheduled = True
             # call_soon: the flush runs after the callbacks already queued in this
             # iteration, so the commands they issue join the same batch.
-            asyncio.get_running_loop().call_soon(self._flush)
+            running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._scheduled = False
         if not self._pending or len(self._running) >= self._max_batches:
             return
         batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._execute(batch))
+        task = running_loop().create_task(self._execute(batch))
         self._running.add(task)
         task.add_done_callback(self._finished)
 
