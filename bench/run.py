@@ -338,7 +338,7 @@ format = "json"
         profile_file = self.args.output.parent / f"profile-{config.key}.txt"
         if profile and self.py_spy:
             recording = spy.start_recording(self.py_spy, pid, self.args.duration, profile_file,
-                                            cpu=self.load.cpu)
+                                            cpu=self.load.cpu, rate=self.args.profile_rate)
         cpu_before, proc_before = harness.cpu_times(), harness.process_tree_cpu_seconds(pid)
         pace = self.pace if config.paced else None
         result = self.load.run(url, self.args.duration, proofs, pace)
@@ -652,6 +652,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="after each measured run of a Python server (plain, sidecar), "
                              "an extra run with py-spy attached; summary to stdout")
+    parser.add_argument("--profile-rate", type=int, default=200,
+                        help="py-spy samples a second with --profile (200; 1000 for a finer "
+                             "picture of a short run)")
     parser.add_argument("--warning-log", action="store_true",
                         help="also measure no-DPoP, DPoP memory and DPoP Redis at "
                              "logging.level warning (the others run at the default, info)")
