@@ -19,13 +19,15 @@ connections, 8 s), with the interpreter's defaults:
 to the permanent generation (never walked, never collected), and the young generation is
 collected every `YOUNG_THRESHOLD` allocations: in the same runs 0.09-0.12 s (1%), p99
 30-35 ms. Reference counting frees what it always freed; only cyclic garbage waits longer,
-at most `YOUNG_THRESHOLD` allocations' worth. A reload (SIGHUP) replaces objects that were
-frozen with the rest: `refreeze` collects them and freezes what is still alive. "python"
-leaves the interpreter's defaults alone.
+at most `YOUNG_THRESHOLD` allocations' worth. A reload (SIGHUP, or the client registry's
+file changing) replaces objects that were frozen with the rest: once the old resources are
+closed (`SidecarState.swap`), `refreeze` collects them and freezes what is still alive.
+"python" leaves the interpreter's defaults alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 from sidecar.settings import GcMode
@@ -44,10 +46,18 @@ def tune_collector(mode: GcMode) -> None:
 
 
 def refreeze() -> None:
-    """After a reload: the replaced configuration's objects were frozen at startup; thawed
-    and collected, what is still alive frozen again. Nothing to do when nothing was frozen."""
+    """After a reload, once what it replaced is closed: those objects were frozen at startup;
+    thawed and collected, what is still alive is frozen again. Nothing to do when nothing was
+    frozen."""
     if gc.get_freeze_count() == 0:
         return
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+async def refreeze_after(seconds: float) -> None:
+    """`refreeze` once a swap's old resources had `seconds` to finish their requests and
+    close: frozen again while still alive, their cycles would never be collected."""
+    await asyncio.sleep(seconds)
+    refreeze()

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from sidecar.adapters.config_files import LOCAL_FILES
 from sidecar.core.policy import Policy
-from sidecar.gc_tuning import refreeze, tune_collector
+from sidecar.gc_tuning import tune_collector
 from sidecar.http.app import build_admin_app, build_app
 from sidecar.http.decision_api import api_keys_of, build_api_app
 from sidecar.http.resource_doors import build_check_app
@@ -196,7 +196,6 @@ def reload(app: web.Application, config_path: str) -> bool:
                     ", ".join(pending))
     configure_logging(settings.logging.level, settings.logging.format)
     state.swap(settings, policy)
-    refreeze()  # the replaced configuration's objects were frozen with the rest
     state.metrics.config_reloads.labels("applied").inc()
     log.info("configuration reloaded")
     return True

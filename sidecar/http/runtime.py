@@ -32,6 +32,7 @@ from sidecar.core.target import (
     GuardedPaths,
 )
 from sidecar.core.upstream_answer import AnswerReview
+from sidecar.gc_tuning import refreeze_after
 from sidecar.http.admission import Admission
 from sidecar.http.headers import ForwardRules, HeaderNames
 from sidecar.http.metrics import Metrics
@@ -86,7 +87,7 @@ class Runtime:
 class Resources:
     """What a Runtime holds open; shared between runtimes while the settings allow."""
 
-    store: ReplayStore
+    store: InstrumentedStore  # its warm_up opens the store's connections, for a store with any
     owns_store: bool
     session: aiohttp.ClientSession
     token_client: UpstreamClient  # the answers the sidecar reads; opened and closed with session
@@ -141,7 +142,7 @@ class SidecarState:
     async def warm_up(self) -> None:
         """Before the first request: the store's connections open (sidecar.adapters.redis)."""
         assert self.resources is not None
-        await _warm_up(self.resources.store)
+        await self.resources.store.warm_up()
 
     def reload_registry(self) -> bool:
         """Read the client registry again; a registry that does not validate is refused
@@ -185,11 +186,13 @@ class SidecarState:
             self._close_later(old.session.close, grace)
             self._close_later(old.token_client.close, grace)
         if new.store is not old.store:
-            self._later(_warm_up(new.store))
+            self._later(new.store.warm_up())
             if old.owns_store:
                 self._close_later(old.store.close, grace)
         if new.clients is not old.clients:
             self._close_later(old.clients.fetcher.close, grace)
+        # server.gc: what was replaced was frozen at startup; collected once closed, not now.
+        self._later(refreeze_after(grace + 1))
 
     async def close(self) -> None:
         for task in list(self._closing):
@@ -230,12 +233,6 @@ class SidecarState:
         task = asyncio.get_running_loop().create_task(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-
-
-async def _warm_up(store: ReplayStore) -> None:
-    warm_up = getattr(store, "warm_up", None)
-    if warm_up is not None:
-        await warm_up()
 
 
 def _file_identity(path: Path) -> tuple[int, int, int] | None:

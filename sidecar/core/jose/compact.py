@@ -60,7 +60,7 @@ def b64url_decode(text: str) -> bytes | None:
     # Fast path: the text is known to be the URL-safe alphabet (ASCII) by now, so binascii
     # decodes it directly, without base64.urlsafe_b64decode's type checks and copies (0.4
     # against 1.0 us; twice a DPoP proof).
-    data = text.encode("ascii").translate(_URL_SAFE_TO_STANDARD) + b"=" * (-len(text) % 4)
+    data = text.encode("ascii").translate(_URL_SAFE_TO_STANDARD) + b"=" * (-remainder % 4)
     try:
         return binascii.a2b_base64(data, strict_mode=True)
     except binascii.Error:
