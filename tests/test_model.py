@@ -27,8 +27,8 @@ from sidecar.http.upstream_connection import RawAnswer
 from sidecar.model import Forward, ReplayCheck, Summary, TokenRequest
 
 # Those of a token request, with and without DPoP (a count of the dataclass __init__ calls
-# under load), then those of an API call on the resource side. StoreOutcome stays frozen:
-# generic, and mypy's Final cannot hold a type variable.
+# under load), then those of an API call on the resource side. StoreOutcome is generic, and
+# mypy's Final cannot hold a type variable: it is a NamedTuple (tests/core/test_store_failures.py).
 REQUEST_RECORDS: tuple[type, ...] = (
     Target, TokenRequest, ClientCredentials, Presented, GrantResult, Summary, Forward,
     RawAnswer, UpstreamAnswer, AnswerEdit, DpopProof, ReplayCheck, AccessBinding,

@@ -17,6 +17,7 @@ from sidecar.core.jose.algorithms import (
     ALGORITHMS,
     EmbeddedKeyHeader,
     VerifiedHeaders,
+    remembered_isinstance,
 )
 from sidecar.core.jose.compact import b64url_decode, signing_input, split_compact
 from sidecar.core.jose.keys import PublicKeyInfo, public_key
@@ -166,6 +167,38 @@ def test_wrong_curve_and_wrong_key_type() -> None:
     assert not ES256.verify(ed.public_key(), ed.sign(data), data)
     # ES384 over the same key hashes with SHA-384: a SHA-256 signature is not one of its own.
     assert not ALGORITHMS["ES384"].verify(p384_info.key, r_s(r, s, 48), data)
+
+
+def test_remembered_isinstance_answers_as_isinstance_does() -> None:
+    # cryptography's key classes are registered virtual subclasses of its ABCs: the check
+    # remembers those that passed, and never lets another class through for having asked.
+    is_ec_key = remembered_isinstance(ec.EllipticCurvePublicKey)  # type: ignore[type-abstract]
+    ec_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    ed_key = ed25519.Ed25519PrivateKey.generate().public_key()
+    for _ in range(2):  # the second round answers from what the first one remembered
+        assert is_ec_key(ec_key)
+        assert not is_ec_key(ed_key)
+        assert not is_ec_key(ec.generate_private_key(ec.SECP256R1()))  # a private key
+        assert not is_ec_key(None)
+        assert not is_ec_key(object())
+    is_ed_key = remembered_isinstance(ed25519.Ed25519PublicKey)  # type: ignore[type-abstract]
+    assert is_ed_key(ed_key)
+
+
+def test_a_key_of_another_type_is_refused_after_the_right_one_verified() -> None:
+    # Each verifier's key check is remembered per class (the fast path): a wrong key type
+    # must still be refused, also once a right one has passed, and never raise.
+    data = b"eyJhbGciOiJFUzI1NiJ9.e30"
+    ec_private = ec.generate_private_key(ec.SECP256R1())
+    ec_signature = r_s(*raw_signature(ec_private, data), 32)
+    ed_private = ed25519.Ed25519PrivateKey.generate()
+    ed_signature = ed_private.sign(data)
+    for _ in range(2):
+        assert ES256.verify(ec_private.public_key(), ec_signature, data)
+        assert ALGORITHMS["EdDSA"].verify(ed_private.public_key(), ed_signature, data)
+        assert not ES256.verify(ed_private.public_key(), ec_signature, data)
+        assert not ALGORITHMS["EdDSA"].verify(ec_private.public_key(), ed_signature, data)
+        assert not ALGORITHMS["RS256"].verify(ec_private.public_key(), ed_signature, data)
 
 
 def test_verified_headers_keep_a_header_only_once_its_signature_verified() -> None:
