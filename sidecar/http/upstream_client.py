@@ -5,8 +5,10 @@ bounded answer in. Streamed pass-through keeps aiohttp's client (sidecar/http/pr
 Fast path: aiohttp's `ClientSession.request` was 18% of a token request's time (py-spy,
 README "Performance": a `ClientRequest`, its connection key, a timer context, a
 `ClientResponse` and a `StreamReader` for every request); this client writes the request with
-one `write` and reads the answer with llhttp (httptools), the parser aiohttp's own C parser
-is made from. What it keeps of the hop it replaces (tests/http/test_upstream_client.py):
+one `write` (at the end of the event-loop turn, with the turn's other requests:
+sidecar/http/turn_writes.py) and reads the answer with llhttp (httptools), the parser
+aiohttp's own C parser is made from. What it keeps of the hop it replaces
+(tests/http/test_upstream_client.py):
 
 - nothing is sent twice: a request is never retried once written, and a pooled connection
   the upstream closed while it sat idle is never picked;
@@ -32,6 +34,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from sidecar.http import wire
+from sidecar.http.turn_writes import TurnWrites
 from sidecar.http.upstream_connection import (
     AnswerTooLargeError,
     MalformedAnswerError,
@@ -68,6 +71,8 @@ class UpstreamClient:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self._sweep_timer: asyncio.TimerHandle | None = None
+        # The requests of one event-loop turn, written together (sidecar/http/turn_writes.py).
+        self._writes = TurnWrites()
 
     async def exchange(self, method: str, target: str, headers: CIMultiDict[str],
                        body: bytes | None, *, timeout: float, max_body: int) -> RawAnswer:
@@ -85,7 +90,7 @@ class UpstreamClient:
         try:
             connection = self._idle_connection(loop.time()) \
                 or await self._connect(max_body, deadline - loop.time())
-            answer = await connection.exchange(request, max_body, deadline)
+            answer = await connection.exchange(request, max_body, deadline, self._writes)
         except BaseException:
             if connection is not None:
                 connection.close()  # half an exchange: the connection is in no known state

@@ -11,6 +11,7 @@ from typing import Final, cast
 import httptools
 from multidict import CIMultiDict, istr
 
+from sidecar.http.turn_writes import TurnWrites
 from sidecar.running_loop import running_loop
 
 # What an answer's status line and headers may take (aiohttp's client allows 8190 bytes a
@@ -190,8 +191,10 @@ class UpstreamConnection(asyncio.Protocol):
         """After an answer: whether the next request may use this connection."""
         return not self.lost and self._keep_alive and not self._close_delimited
 
-    async def exchange(self, request: bytes, max_body: int, deadline: float) -> RawAnswer:
-        """Write the request, await the answer until `deadline` (loop time): TimeoutError."""
+    async def exchange(self, request: bytes, max_body: int, deadline: float,
+                       writes: TurnWrites) -> RawAnswer:
+        """Write the request (with the other writes of this turn, `writes`), await the answer
+        until `deadline` (loop time): TimeoutError."""
         assert self.transport is not None
         self._max_body = max_body
         self._reset()
@@ -199,7 +202,7 @@ class UpstreamConnection(asyncio.Protocol):
         answer: asyncio.Future[RawAnswer] = loop.create_future()
         self._answer = answer
         timer = loop.call_at(deadline, self._time_out)
-        self.transport.write(request)
+        writes.write(loop, self.transport, request)  # sidecar/http/turn_writes.py
         try:
             return await answer
         finally:
