@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -38,7 +38,6 @@ from sidecar.http.connections import (
 from sidecar.http.metrics import Metrics
 from sidecar.http.render import NO_STORE_HEADERS, error_response
 from sidecar.http.runtime import STATE, TOKEN_APP
-from sidecar.http.turn_writes import TurnTransport, TurnWrites
 
 log = logging.getLogger("token_sidecar.http")
 
@@ -79,19 +78,14 @@ class GuardedRequestHandler(OAuthErrorRequestHandler):
     """Tells its `ConnectionWatch` what the connection does; closes it when told to."""
 
     def __init__(self, manager: web.Server, table: ConnectionTable, metrics: Metrics,
-                 writes: TurnWrites, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._table = table
         self._metrics = metrics
-        self._writes = writes
         self._watch: ConnectionWatch | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        # The answers of one event-loop turn written together when it ends
-        # (sidecar/http/turn_writes.py): aiohttp writes through its protocol's transport.
-        self.transport = cast(asyncio.Transport, TurnTransport(
-            cast(asyncio.Transport, transport), self._writes, self._loop))
         watch = ConnectionWatch(self._loop, self._table.limits(), self._expired,
                                 self._reading_held)
         if not self._table.admit(watch):
@@ -167,12 +161,11 @@ def raw_error_response(error: OAuthError) -> bytes:
 class _OAuthErrorServer(web.Server):
     connection_table: ConnectionTable | None = None
     metrics: Metrics | None = None
-    writes: TurnWrites | None = None
 
     def __call__(self) -> RequestHandler:
-        if self.connection_table is None or self.metrics is None or self.writes is None:
+        if self.connection_table is None or self.metrics is None:
             return OAuthErrorRequestHandler(self, loop=self._loop, **self._kwargs)
-        return GuardedRequestHandler(self, self.connection_table, self.metrics, self.writes,
+        return GuardedRequestHandler(self, self.connection_table, self.metrics,
                                      loop=self._loop, **self._kwargs)
 
 
@@ -204,5 +197,4 @@ class SidecarRunner(web.AppRunner):
             server.connection_table = ConnectionTable(
                 lambda: ConnectionLimits.from_settings(state.settings.server))
             server.metrics = state.metrics
-            server.writes = TurnWrites()  # this listener's, on the loop it serves on
         return server

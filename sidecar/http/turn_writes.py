@@ -1,18 +1,15 @@
-"""Socket writes made during one event-loop turn, written together when the turn ends: the
-token hop's requests to the upstream (`TurnWrites`, sidecar/http/upstream_client.py) and
-the answers to clients (`TurnTransport`, the token listener's connections,
-sidecar/http/server.py).
+"""Socket writes made during one event-loop turn, written together when the turn ends.
 
 Fast path. Under load a turn runs many requests' handlers one after the other (with 50
-connections, about 17 a turn in the bench). Writing each one's request to the upstream, and
-each answer to its client, at once put a `write` system call between every two requests'
-work: the kernel's TCP work on that socket, and waking the peer's process on the other CPU,
-evict the caches the next request needs. The same ES256 verification measured 80 µs a call
-under load against 63 µs repeated in a loop in the same process (`bench/intime`), and the
-DPoP rows ran faster on Redis than on the in-process memory store, because there the Redis
-round trip made every request of a turn decide first and write later. Queued here, the
-writes of a turn go out together after it: `bench/ab.py --dpop`, DPoP on the memory store,
-378 → 346 µs a request for the upstream's (README "Performance", round 5).
+connections, about 17 a turn in the bench). Writing each one's request to the upstream at
+once put a `write` system call between every two requests' decisions: the kernel's TCP
+work on that socket, and waking the upstream's process on the other CPU, evict the caches
+the next decision needs. The same ES256 verification measured 80 µs a call under load
+against 63 µs repeated in a loop in the same process (`bench/intime`), and the DPoP rows ran
+faster on Redis than on the in-process memory store, because there the Redis round trip
+made every request of a turn decide first and write later. Queued here, the writes of a turn
+go out together after it: `bench/ab.py --dpop`, DPoP on the memory store, 378 → 346 µs a
+request (README "Performance", round 5).
 
 A write waits for the rest of the turn's callbacks and one poll of the loop, never more: an
 idle sidecar's turn runs one request, and writes it microseconds later. Nothing is written
@@ -20,13 +17,19 @@ twice or out of order (one list, first in first out), and nothing is written to 
 closed meanwhile (the exchange that queued it has failed or timed out, and closed it): its
 protocol has already been told, or is told now (`abort`, for a transport that refuses the
 write).
+
+Only the requests to the upstream, not the answers to clients. The delay costs a request to
+the upstream about the upstream's own turnaround (its answer could not be read before the
+turn ends anyway); an answer held back waits for the whole rest of the turn before its
+client has it. Tried on the answers too (29ad3cc, reverted): more req/s, but at half of the
+pass-through's rate the p99 added to the pass-through's went from -1.02 ms (before) and
++0.15 ms (requests only) to +4.00 ms (medians of 3 alternating runs each,
+`bench/run.py --only plain-paced,nodpop-paced`), past the 1 ms target.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
 
 
 class TurnWrites:
@@ -58,66 +61,3 @@ class TurnWrites:
 
     def __len__(self) -> int:
         return len(self._pending)
-
-
-# A larger write goes out at once (the writes queued before it first): batching is for the
-# many small writes of a turn, and a streamed body's chunks are not copied to be queued.
-_QUEUED_AT_MOST = 65536
-
-
-class TurnTransport:
-    """A transport whose writes wait for the end of the turn (`TurnWrites`); everything else
-    is the transport's own. What aiohttp's server calls on its protocol's transport: `write`,
-    `writelines`, `is_closing`, `get_extra_info`, `close`, `pause_reading`, `resume_reading`;
-    anything else is passed through as it is. Closing, aborting or half-closing writes what
-    is queued first, so no byte is lost or reordered."""
-
-    __slots__ = ("_loop", "_transport", "_writes")
-
-    def __init__(self, transport: asyncio.Transport, writes: TurnWrites,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._writes = writes
-        self._loop = loop
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if len(data) > _QUEUED_AT_MOST:
-            self._writes.flush()
-            self._transport.write(data)
-            return
-        self._writes.write(self._loop, self._transport, bytes(data))
-
-    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
-        chunks = list(chunks)
-        if sum(len(chunk) for chunk in chunks) > _QUEUED_AT_MOST:
-            self._writes.flush()
-            self._transport.writelines(chunks)
-            return
-        self._writes.write(self._loop, self._transport, b"".join(chunks))
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
-
-    def close(self) -> None:
-        self._writes.flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._writes.flush()
-        self._transport.abort()
-
-    def write_eof(self) -> None:
-        self._writes.flush()
-        self._transport.write_eof()
-
-    def pause_reading(self) -> None:
-        self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._transport.resume_reading()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)

@@ -8,12 +8,11 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import cast
 
 import pytest
 import uvloop
 
-from sidecar.http.turn_writes import TurnTransport, TurnWrites
+from sidecar.http.turn_writes import TurnWrites
 
 LOOPS = pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, uvloop.new_event_loop],
                                 ids=["asyncio", "uvloop"])
@@ -126,49 +125,5 @@ def test_a_transport_that_refuses_the_write_is_aborted_and_the_rest_written(
         assert len(pairs[0].protocol.lost) == 1  # its protocol is told: the exchange fails
         assert pairs[1].received() == b"written"
         assert pairs[1].protocol.lost == []
-
-    run(new_loop, scenario)
-
-
-@LOOPS
-def test_a_turn_transport_queues_small_writes_and_keeps_the_order_with_large_ones(
-        new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
-    async def scenario(loop: asyncio.AbstractEventLoop, pairs: list[Pair]) -> None:
-        writes = TurnWrites()
-        proxy = TurnTransport(cast(asyncio.Transport, pairs[0].transport), writes, loop)
-        proxy.write(b"head ")
-        proxy.writelines([b"body ", bytearray(b"more ")])
-        assert pairs[0].received() == b""  # queued for the end of the turn
-        large = b"x" * 70_000  # over what is queued: the queue first, then this at once
-        proxy.writelines([large[:35_000], large[35_000:]])
-        proxy.write(b" tail")
-        assert len(writes) == 1  # only the tail waits
-        await next_turns()
-        pairs[0].far.setblocking(True)
-        expected = b"head body more " + large + b" tail"
-        received = b""
-        while len(received) < len(expected):
-            received += pairs[0].far.recv(65536)
-        assert received == expected
-
-    run(new_loop, scenario)
-
-
-@LOOPS
-def test_closing_a_turn_transport_writes_what_is_queued_first(
-        new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
-    async def scenario(loop: asyncio.AbstractEventLoop, pairs: list[Pair]) -> None:
-        writes = TurnWrites()
-        proxy = TurnTransport(cast(asyncio.Transport, pairs[0].transport), writes, loop)
-        assert proxy.get_extra_info("socket") is pairs[0].transport.get_extra_info("socket")
-        proxy.pause_reading()
-        proxy.resume_reading()
-        proxy.write(b"the answer, then the end")
-        proxy.close()  # aiohttp closes right after a Connection: close answer
-        assert proxy.is_closing()
-        await next_turns()
-        pairs[0].far.setblocking(True)
-        assert pairs[0].far.recv(100) == b"the answer, then the end"
-        assert pairs[0].far.recv(100) == b""
 
     run(new_loop, scenario)
