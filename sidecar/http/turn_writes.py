@@ -13,10 +13,11 @@ request (README "Performance", round 5).
 
 A write waits for the rest of the turn's callbacks and one poll of the loop, never more: an
 idle sidecar's turn runs one request, and writes it microseconds later. Nothing is written
-twice or out of order (one list, first in first out), and nothing is written to a transport
-closed meanwhile (the exchange that queued it has failed or timed out, and closed it): its
-protocol has already been told, or is told now (`abort`, for a transport that refuses the
-write).
+twice or out of order (one list, first in first out). What is queued is the writer itself
+(`QueuedWrite`: the token hop's `UpstreamConnection`), which decides when its turn comes
+whether its request still goes out: not when its exchange has ended meanwhile (timed out,
+failed, cancelled, or bytes arrived that it never asked for), and it knows until then that
+its request is unsent, so that no bytes are taken for the answer to a request not written.
 
 Only the requests to the upstream, not the answers to clients. The delay costs a request to
 the upstream about the upstream's own turnaround (its answer could not be read before the
@@ -30,34 +31,30 @@ pass-through's rate the p99 added to the pass-through's went from -1.02 ms (befo
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
+
+
+class QueuedWrite(Protocol):
+    def write_queued(self) -> None:
+        """Write what was queued now, if it is still to be written; never raises."""
+        ...
 
 
 class TurnWrites:
-    """The writes of the current turn of one event loop, written when it ends."""
+    """The writes of the current turn of one event loop, made when it ends."""
 
     __slots__ = ("_pending",)
 
     def __init__(self) -> None:
-        self._pending: list[tuple[asyncio.WriteTransport, bytes]] = []
+        self._pending: list[QueuedWrite] = []
 
-    def write(self, loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport,
-              data: bytes) -> None:
-        """`transport.write(data)` once this turn's callbacks have run."""
+    def add(self, loop: asyncio.AbstractEventLoop, writer: QueuedWrite) -> None:
+        """`writer.write_queued()` once this turn's callbacks have run."""
         if not self._pending:
             loop.call_soon(self.flush)
-        self._pending.append((transport, data))
+        self._pending.append(writer)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
-        for transport, data in pending:
-            if transport.is_closing():
-                continue  # its exchange has ended (timed out, failed, cancelled) and closed it
-            try:
-                transport.write(data)
-            except Exception:
-                # A transport that cannot take the write (shut for writing): its exchange
-                # must fail now, not wait for its deadline; the others are still written.
-                transport.abort()
-
-    def __len__(self) -> int:
-        return len(self._pending)
+        for writer in pending:
+            writer.write_queued()

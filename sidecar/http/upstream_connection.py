@@ -58,6 +58,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._max_body = max_body
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[RawAnswer] | None = None
+        self._unsent: bytes | None = None  # the request, until its turn's writes are made
         self._reset()
 
     def _reset(self) -> None:
@@ -82,6 +83,11 @@ class UpstreamConnection(asyncio.Protocol):
         if self._answer is None or self._answer.done():
             # Bytes nobody asked for: what comes next on this connection cannot be trusted.
             self.close()
+            return
+        if self._unsent is not None:
+            # Bytes before the request went out (it waits for its turn's end) answer nothing
+            # the sidecar asked: a stale answer on a pooled connection, never the token's.
+            self._fail(MalformedAnswerError("bytes before the request was written"))
             return
         try:
             self._parser.feed_data(data)
@@ -202,8 +208,24 @@ class UpstreamConnection(asyncio.Protocol):
         answer: asyncio.Future[RawAnswer] = loop.create_future()
         self._answer = answer
         timer = loop.call_at(deadline, self._time_out)
-        writes.write(loop, self.transport, request)  # sidecar/http/turn_writes.py
+        self._unsent = request
+        writes.add(loop, self)  # written when this turn ends (sidecar/http/turn_writes.py)
         try:
             return await answer
         finally:
             timer.cancel()
+            self._unsent = None  # ended before its turn's writes: never written
+
+    def write_queued(self) -> None:
+        """`TurnWrites`: the request goes out, unless its exchange has ended meanwhile."""
+        request, self._unsent = self._unsent, None
+        transport = self.transport
+        if request is None or transport is None or transport.is_closing() \
+                or self._answer is None or self._answer.done():
+            return
+        try:
+            transport.write(request)
+        except Exception:
+            # A transport that cannot take the write (shut for writing): the exchange must
+            # fail now, not wait for its deadline; the turn's other writes are still made.
+            self._fail(ServerDisconnectedError("the request could not be written"))
