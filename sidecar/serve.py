@@ -63,7 +63,9 @@ async def serve(settings: Settings, config_path: str | None = None,
     # The doors that serve the token application's runtime: the resource side's check-only
     # listener and the decision API. They stop before it: its cleanup closes that state.
     doors = [*_check_runner(app, settings, grace), *_api_runner(app, settings)]
-    admin_runner = web.AppRunner(build_admin_app(app), access_log=None)
+    # Bounded like the token port (server.admin_max_connections): the two share the
+    # process's descriptors.
+    admin_runner = SidecarRunner(build_admin_app(app))
     runners: list[tuple[web.BaseRunner, str]] = [
         (token_runner, settings.server.listen), *doors,
         (admin_runner, settings.server.admin_listen)]
@@ -128,7 +130,8 @@ def fit_descriptor_limit(settings: Settings) -> None:
     as far as `server.max_connections` needs, and say so when even that is short."""
     # Two upstream pools of upstream.pool_size each: the token hop's (the answers the sidecar
     # reads, sidecar/http/upstream_client.py) and the streamed pass-through's.
-    needed = (settings.server.max_connections + 2 * settings.upstream.pool_size
+    needed = (settings.server.max_connections + settings.server.admin_max_connections
+              + 2 * settings.upstream.pool_size
               + settings.store.max_connections + _SPARE_DESCRIPTORS)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
@@ -142,9 +145,10 @@ def fit_descriptor_limit(settings: Settings) -> None:
             pass
     if soft < needed:
         log.warning("server.max_connections = %d needs about %d file descriptors with the "
-                    "upstream and store pools; the limit is %d: lower server.max_connections "
-                    "or raise the limit (ulimit -n)", settings.server.max_connections, needed,
-                    soft)
+                    "admin port's (server.admin_max_connections = %d) and the upstream and "
+                    "store pools; the limit is %d: lower server.max_connections or raise the "
+                    "limit (ulimit -n)", settings.server.max_connections, needed,
+                    settings.server.admin_max_connections, soft)
 
 
 async def _until_stopped(app: web.Application, config_path: str | None,

@@ -30,6 +30,7 @@ def test_defaults() -> None:
     assert (settings.server.header_timeout_seconds, settings.server.body_timeout_seconds,
             settings.server.keepalive_timeout_seconds) == (10, 10, 75)
     assert settings.server.max_connections == 1024
+    assert settings.server.admin_max_connections == 64
     assert settings.store.url == "memory://"
     assert settings.issuer == "https://as.example.com"
 
@@ -83,6 +84,7 @@ def test_required_keys_can_come_from_the_environment() -> None:
     ({"server": {"keepalive_timeout_seconds": 7200}}, {},
      "server.keepalive_timeout_seconds: must be greater than 0 and at most 3600"),
     ({"server": {"max_connections": 0}}, {}, "server.max_connections: must be"),
+    ({"server": {"admin_max_connections": 0}}, {}, "server.admin_max_connections: must be"),
     ({}, {"TOKEN_SIDECAR_DPOP_REQUIRED": "maybe"}, "dpop.required (from TOKEN_SIDECAR_DPOP_"),
     # Request targets (issue 13): a guarded path must be reachable, the URL's query harmless.
     ({"server": {"token_path_match": "loose"}}, {}, "server.token_path_match: must be one of"),

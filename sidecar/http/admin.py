@@ -5,6 +5,10 @@
 - `/readyz`: configuration loaded, store reachable, not draining. Kubernetes takes the pod out
   of the Service when it fails, so SIGTERM flips it first.
 - `/metrics`: Prometheus text format.
+
+Its listener is bounded like the token port's (`SidecarRunner`, sidecar/http/server.py):
+the same header, body and keep-alive timeouts, at most `server.admin_max_connections`
+connections, none of them counted in the token port's connection metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from sidecar.http.runtime import STATE, TOKEN_APP, SidecarState
+from sidecar.http.runtime import ADMIN_APP, STATE, TOKEN_APP, SidecarState
 from sidecar.ports import StoreError
 
 _STORE_PING_TIMEOUT = 1.0
@@ -23,6 +27,7 @@ _STORE_PING_TIMEOUT = 1.0
 def build_admin_app(token_app: web.Application) -> web.Application:
     app = web.Application()
     app[TOKEN_APP] = token_app
+    app[ADMIN_APP] = True
     app.router.add_get("/livez", _live)
     app.router.add_get("/healthz", _live)
     app.router.add_get("/startupz", _startup)

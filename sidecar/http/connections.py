@@ -54,6 +54,12 @@ class ConnectionLimits:
         return cls(server.header_timeout_seconds, server.body_timeout_seconds,
                    server.keepalive_timeout_seconds, server.max_connections)
 
+    @classmethod
+    def for_admin(cls, server: ServerSettings) -> ConnectionLimits:
+        """The admin listener's: the same timeouts, `server.admin_max_connections`."""
+        return cls(server.header_timeout_seconds, server.body_timeout_seconds,
+                   server.keepalive_timeout_seconds, server.admin_max_connections)
+
 
 class Phase(enum.Enum):
     HEAD = "head"

@@ -295,3 +295,6 @@ STATE = web.AppKey("state", SidecarState)
 # The token application, held by the applications that serve its state on listeners of their
 # own (the admin port, the resource check listener, the decision API).
 TOKEN_APP = web.AppKey("token_app", web.Application)
+# Set on the admin application (sidecar/http/admin.py): its listener is bounded by
+# server.admin_max_connections and its connections are not counted as the token port's.
+ADMIN_APP = web.AppKey("admin_app", bool)

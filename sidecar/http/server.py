@@ -37,7 +37,7 @@ from sidecar.http.connections import (
 )
 from sidecar.http.metrics import Metrics
 from sidecar.http.render import NO_STORE_HEADERS, error_response
-from sidecar.http.runtime import STATE, TOKEN_APP
+from sidecar.http.runtime import ADMIN_APP, STATE, TOKEN_APP
 
 log = logging.getLogger("token_sidecar.http")
 
@@ -75,9 +75,10 @@ class OAuthErrorRequestHandler(RequestHandler):
 
 
 class GuardedRequestHandler(OAuthErrorRequestHandler):
-    """Tells its `ConnectionWatch` what the connection does; closes it when told to."""
+    """Tells its `ConnectionWatch` what the connection does; closes it when told to. Counts
+    its connections in `metrics`, unless None (the admin listener's)."""
 
-    def __init__(self, manager: web.Server, table: ConnectionTable, metrics: Metrics,
+    def __init__(self, manager: web.Server, table: ConnectionTable, metrics: Metrics | None,
                  **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._table = table
@@ -94,14 +95,16 @@ class GuardedRequestHandler(OAuthErrorRequestHandler):
             ).with_headers(("Retry-After", "1")))
             return
         self._watch = watch
-        self._metrics.open_connections.inc()
+        if self._metrics is not None:
+            self._metrics.open_connections.inc()
         watch.opened()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._watch is not None:
             self._watch.closed()
             self._watch = None
-            self._metrics.open_connections.dec()
+            if self._metrics is not None:
+                self._metrics.open_connections.dec()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -137,7 +140,8 @@ class GuardedRequestHandler(OAuthErrorRequestHandler):
         return request is None or request.writer.output_size == 0
 
     def _close_for(self, reason: str, answer: OAuthError | None = None) -> None:
-        self._metrics.child(self._metrics.connections_closed, reason).inc()
+        if self._metrics is not None:
+            self._metrics.child(self._metrics.connections_closed, reason).inc()
         transport = self.transport
         if transport is not None:
             log.debug("closing a connection from %s: %s",
@@ -163,7 +167,7 @@ class _OAuthErrorServer(web.Server):
     metrics: Metrics | None = None
 
     def __call__(self) -> RequestHandler:
-        if self.connection_table is None or self.metrics is None:
+        if self.connection_table is None:
             return OAuthErrorRequestHandler(self, loop=self._loop, **self._kwargs)
         return GuardedRequestHandler(self, self.connection_table, self.metrics,
                                      loop=self._loop, **self._kwargs)
@@ -190,11 +194,14 @@ class SidecarRunner(web.AppRunner):
         assert isinstance(server, _OAuthErrorServer)
         # The token application's listener, and those that serve its state on their own
         # port (the resource check listener, the decision API): each its own table, the same
-        # limits (server.*_timeout_seconds, server.max_connections).
+        # limits (server.*_timeout_seconds, server.max_connections). The admin listener: its
+        # own table too, bounded by server.admin_max_connections, not counted in the token
+        # port's metrics (a scrape would count its own connection).
         token_app = self.app if STATE in self.app else self.app.get(TOKEN_APP)
         if token_app is not None and STATE in token_app:
             state = token_app[STATE]
-            server.connection_table = ConnectionTable(
-                lambda: ConnectionLimits.from_settings(state.settings.server))
-            server.metrics = state.metrics
+            admin = self.app.get(ADMIN_APP, False)
+            limits = ConnectionLimits.for_admin if admin else ConnectionLimits.from_settings
+            server.connection_table = ConnectionTable(lambda: limits(state.settings.server))
+            server.metrics = None if admin else state.metrics
         return server

@@ -49,6 +49,10 @@ class ServerSettings:
     # Per worker. When full, the connection waiting longest for its client is closed to make
     # room; none waiting, the new one is refused with 503. Keep it below the descriptor limit.
     max_connections: int = key(1024, checks.positive)
+    # The admin listener's own bound (metrics and probes need a handful): its connections
+    # hold descriptors of the same process, so an unbounded admin port could starve the
+    # token port. The same timeouts as above; full, the same eviction.
+    admin_max_connections: int = key(64, checks.positive)
     # Admission (sidecar/http/admission.py): token-path requests handled at once per process;
     # beyond that up to max_queued wait, each at most queue_timeout_seconds, in arrival order;
     # past that a request is shed with 503 temporarily_unavailable and Retry-After.

@@ -98,6 +98,17 @@ async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]
     return status, headers, await reader.readexactly(int(headers.get("content-length", "0")))
 
 
+async def status_for_an_unfinished_head(url: str, request_line: str = "GET /metrics") -> int:
+    """The status a listener answers a request head that never ends with, once it closes."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"{request_line} HTTP/1.1\r\nHost: sidecar\r\n".encode())  # no blank line
+    await writer.drain()
+    answer = await asyncio.wait_for(read_until_closed(reader), BOUND)
+    writer.close()
+    return parse_answer(answer)[0]
+
+
 def parse_answer(raw: bytes) -> tuple[int, dict[str, str], bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     status_line, *lines = head.decode().split("\r\n")
@@ -465,12 +476,8 @@ async def test_the_other_listeners_close_a_slow_request_head_too(
     await site.start()
     try:
         port = runner.addresses[0][1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /api/auth/token HTTP/1.1\r\nHost: sidecar\r\n")  # never finished
-        await writer.drain()
-        answer = await asyncio.wait_for(read_until_closed(reader), BOUND)
-        writer.close()
-        assert parse_answer(answer)[0] == 408
+        assert await status_for_an_unfinished_head(f"http://127.0.0.1:{port}",
+                                                    "POST /api/auth/token") == 408
         async with client.get(admin_url + "/metrics") as response:
             found = samples(await response.text())
         assert found[("token_sidecar_connections_closed_total",
@@ -479,3 +486,56 @@ async def test_the_other_listeners_close_a_slow_request_head_too(
         await runner.cleanup()
         await admin_runner.cleanup()
         await token_runner.cleanup()
+
+
+async def test_the_admin_port_answers_a_trickled_head_408_and_closes_it(
+        guarded_factory: Any, client: aiohttp.ClientSession) -> None:
+    """The admin listener shares the process's descriptors with the token port: a slow or
+    idle client there is bounded by the same timeouts, and not counted as the token port's."""
+    sidecar = await guarded_factory(header_timeout_seconds=0.5)
+    assert await status_for_an_unfinished_head(sidecar.admin_url) == 408
+    assert await sidecar.closed("header_timeout", client) == 0
+
+
+async def test_at_admin_max_connections_the_oldest_idle_one_is_closed_for_a_probe(
+        guarded_factory: Any) -> None:
+    sidecar = await guarded_factory(admin_max_connections=3, header_timeout_seconds=60)
+    host, port = sidecar.admin_url.removeprefix("http://").split(":")
+    idle = [await asyncio.open_connection(host, int(port)) for _ in range(3)]
+    try:
+        # Accepted after the three (the kernel's queue is in order): room is made for it.
+        async with aiohttp.ClientSession() as probe, probe.get(
+                sidecar.admin_url + "/livez") as response:
+            assert response.status == 200
+        oldest_reader, _ = idle[0]
+        assert await asyncio.wait_for(read_until_closed(oldest_reader), BOUND) == b""
+    finally:
+        for _, writer in idle:
+            writer.close()
+
+
+async def test_admin_connections_are_not_counted_as_the_token_ports(
+        guarded_factory: Any, client: aiohttp.ClientSession) -> None:
+    sidecar = await guarded_factory(header_timeout_seconds=60)
+    host, port = sidecar.admin_url.removeprefix("http://").split(":")
+    idle = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+    try:
+        async with client.get(sidecar.admin_url + "/livez") as response:
+            assert response.status == 200  # accepted after the two idle ones
+        assert await sidecar.open_connections(client) == 0  # nor the scrape's own
+        _, token_writer = await sidecar.connect()  # the gauge counts the token port's
+        await wait_for_open_connections(sidecar, client, 1)
+        token_writer.close()
+    finally:
+        for _, writer in idle:
+            writer.close()
+
+
+async def test_the_serving_process_bounds_its_admin_port(
+        sidecar_process: Any, client: aiohttp.ClientSession) -> None:
+    """serve.py's own admin listener, not the tests' runner: a head trickled there is
+    answered 408 and closed at server.header_timeout_seconds."""
+    process = await sidecar_process({"header_timeout_seconds": 0.5})
+    assert await status_for_an_unfinished_head(process.admin_url) == 408
+    async with client.get(process.admin_url + "/livez") as response:
+        assert response.status == 200
