@@ -128,11 +128,7 @@ def fit_descriptor_limit(settings: Settings) -> None:
     """Past the descriptor limit the kernel refuses connections before the sidecar can choose
     which to close (README "Slow and idle clients"): raise the soft limit toward the hard one
     as far as `server.max_connections` needs, and say so when even that is short."""
-    # Two upstream pools of upstream.pool_size each: the token hop's (the answers the sidecar
-    # reads, sidecar/http/upstream_client.py) and the streamed pass-through's.
-    needed = (settings.server.max_connections + settings.server.admin_max_connections
-              + 2 * settings.upstream.pool_size
-              + settings.store.max_connections + _SPARE_DESCRIPTORS)
+    needed = descriptors_needed(settings)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return
@@ -149,6 +145,20 @@ def fit_descriptor_limit(settings: Settings) -> None:
                     "store pools; the limit is %d: lower server.max_connections or raise the "
                     "limit (ulimit -n)", settings.server.max_connections, needed,
                     settings.server.admin_max_connections, soft)
+
+
+def descriptors_needed(settings: Settings) -> int:
+    """The descriptors one worker may hold at once: every listener's connection bound (the
+    token port's, the admin port's, and `server.max_connections` again for each of the
+    resource check listener and the decision API when they listen: each has its own table),
+    two upstream pools of `upstream.pool_size` (the token hop's, sidecar/http/upstream_client.py,
+    and the streamed pass-through's), the store's connections, and a margin for the rest."""
+    server = settings.server
+    doors = sum(1 for listen in (settings.resource.check_listen if settings.resource.enabled
+                                 else "", server.api_listen) if listen)
+    return (server.max_connections * (1 + doors) + server.admin_max_connections
+            + 2 * settings.upstream.pool_size + settings.store.max_connections
+            + _SPARE_DESCRIPTORS)
 
 
 async def _until_stopped(app: web.Application, config_path: str | None,

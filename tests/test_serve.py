@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 import trustme
 
+from sidecar.serve import descriptors_needed
+from tests.conftest import make_settings
 from tests.support.dpop import DpopKey
 from tests.support.process import SidecarProcess, write_config
 from tests.support.redis_server import RedisServer
@@ -268,3 +270,23 @@ async def test_the_resource_check_listener_starts_and_stops_with_the_process(
     with pytest.raises(aiohttp.ClientConnectionError):
         async with aiohttp.ClientSession() as fresh, fresh.get(check_url + "/api/things"):
             pass
+
+
+@pytest.mark.parametrize(("sections", "expected"), [
+    # token port 100 + admin 10 + two upstream pools of 5 + store 7 + the margin 64
+    ({}, 100 + 10 + 2 * 5 + 7 + 64),
+    ({"resource": {"enabled": True, "public_origin": "https://api.example.com",
+                   "check_listen": "127.0.0.1:9191"}}, 2 * 100 + 10 + 2 * 5 + 7 + 64),
+    ({"resource": {"enabled": False, "check_listen": "127.0.0.1:9191"}},
+     100 + 10 + 2 * 5 + 7 + 64),  # a check listener configured but off does not listen
+    ({"server": {"api_listen": "127.0.0.1:9292"}, "api": {"key_file": "/run/api-keys"}},
+     2 * 100 + 10 + 2 * 5 + 7 + 64),
+])
+def test_the_descriptors_a_worker_needs_count_every_listeners_bound(
+        sections: dict[str, dict[str, Any]], expected: int) -> None:
+    limits = {"server": {"max_connections": 100, "admin_max_connections": 10},
+              "upstream": {"pool_size": 5},
+              "store": {"max_connections": 7, "warm_connections": 1}}
+    for name, values in sections.items():
+        limits.setdefault(name, {}).update(values)
+    assert descriptors_needed(make_settings("http://127.0.0.1:1", **limits)) == expected
