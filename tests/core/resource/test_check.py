@@ -77,14 +77,22 @@ def test_decide_allows_the_bound_key_with_context_and_a_jti_to_burn() -> None:
     assert (denied.status, denied.error.code) == (401, "invalid_dpop_proof")
 
 
-def test_context_values_that_are_not_header_safe_are_left_out() -> None:
+@pytest.mark.parametrize(("subject", "sent"), [
+    ("evil\r\nX-Admin: 1", False),  # a header injected
+    ("jos\u00e9", False),  # non-ASCII: left out, never rewritten
+    ("a" * 1025, False),
+    ("a" * 1024, True),
+    ("user 42 (admin)", True),
+])
+def test_context_values_that_are_not_header_safe_are_left_out(subject: str, sent: bool) -> None:
     key = DpopKey()
     presented = present(request(key), policy(), time.time())
     assert isinstance(presented, Presented)
-    facts = TokenFacts("jwt", jkt=key.jkt, client_id="app", subject="evil\r\nX-Admin: 1")
+    facts = TokenFacts("jwt", jkt=key.jkt, client_id="app", subject=subject)
     allowed = decide(presented, facts, policy(), time.time())
     assert isinstance(allowed, Allowed)
-    assert "Subject" not in dict(allowed.context())
+    assert dict(allowed.context()).get("Subject") == (subject if sent else None)
+    assert dict(allowed.context())["Client-Id"] == "app"
 
 
 def test_an_unknown_bearer_token_passes_without_context_when_bearer_is_allowed() -> None:
