@@ -90,7 +90,7 @@ def _check_runner(app: web.Application, settings: Settings,
                   grace: float) -> list[tuple[web.BaseRunner, str]]:
     """The resource side's check-only listener (Envoy ext_authz, nginx auth_request, Traefik
     forwardAuth), when configured."""
-    check_listen = settings.resource.check_listen if settings.resource.enabled else ""
+    check_listen = _check_listen(settings)
     if not check_listen:
         return []
     return [(SidecarRunner(build_check_app(app), shutdown_timeout=grace), check_listen)]
@@ -108,7 +108,7 @@ def _api_runner(app: web.Application, settings: Settings) -> list[tuple[web.Base
 
 def _log_serving(settings: Settings) -> None:
     loop = running_loop_name()
-    check = settings.resource.check_listen if settings.resource.enabled else ""
+    check = _check_listen(settings)
     message = (f"serving on {settings.server.listen} (admin {settings.server.admin_listen}"
                f"{f', resource check {check}' if check else ''}), event loop {loop}")
     log.info(message, extra={FIELDS_ATTRIBUTE: {
@@ -141,10 +141,14 @@ def fit_descriptor_limit(settings: Settings) -> None:
             pass
     if soft < needed:
         log.warning("server.max_connections = %d needs about %d file descriptors with the "
-                    "admin port's (server.admin_max_connections = %d) and the upstream and "
-                    "store pools; the limit is %d: lower server.max_connections or raise the "
-                    "limit (ulimit -n)", settings.server.max_connections, needed,
-                    settings.server.admin_max_connections, soft)
+                    "other listeners' bounds and the upstream and store pools; the limit is "
+                    "%d: lower server.max_connections or raise the limit (ulimit -n)",
+                    settings.server.max_connections, needed, soft)
+
+
+def _check_listen(settings: Settings) -> str:
+    """Where the resource side's check-only listener listens; "" when it does not."""
+    return settings.resource.check_listen if settings.resource.enabled else ""
 
 
 def descriptors_needed(settings: Settings) -> int:
@@ -154,8 +158,7 @@ def descriptors_needed(settings: Settings) -> int:
     two upstream pools of `upstream.pool_size` (the token hop's, sidecar/http/upstream_client.py,
     and the streamed pass-through's), the store's connections, and a margin for the rest."""
     server = settings.server
-    doors = sum(1 for listen in (settings.resource.check_listen if settings.resource.enabled
-                                 else "", server.api_listen) if listen)
+    doors = bool(_check_listen(settings)) + bool(server.api_listen)
     return (server.max_connections * (1 + doors) + server.admin_max_connections
             + 2 * settings.upstream.pool_size + settings.store.max_connections
             + _SPARE_DESCRIPTORS)

@@ -28,7 +28,7 @@ import asyncio
 import enum
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sidecar.settings import ServerSettings
 
@@ -57,8 +57,7 @@ class ConnectionLimits:
     @classmethod
     def for_admin(cls, server: ServerSettings) -> ConnectionLimits:
         """The admin listener's: the same timeouts, `server.admin_max_connections`."""
-        return cls(server.header_timeout_seconds, server.body_timeout_seconds,
-                   server.keepalive_timeout_seconds, server.admin_max_connections)
+        return replace(cls.from_settings(server), max_connections=server.admin_max_connections)
 
 
 class Phase(enum.Enum):

@@ -109,7 +109,6 @@ async def test_a_turns_requests_go_out_when_it_ends_and_get_their_answers(
     assert [(a.status, a.body) for a in answers] == [(200, b"{}"), (200, b"{}")]
 
 
-
 @on_both_loops
 async def test_nothing_is_written_before_the_turn_ends(upstreams: list[Upstream]) -> None:
     writes = TurnWrites()
@@ -121,7 +120,6 @@ async def test_nothing_is_written_before_the_turn_ends(upstreams: list[Upstream]
     await turns()
     assert upstreams[0].received() == REQUEST
     exchange.cancel()
-
 
 
 @on_both_loops
@@ -146,7 +144,6 @@ async def test_the_queued_writes_are_made_in_the_order_they_came(upstreams: list
     assert made == ["a", "b", "c", "d"]
 
 
-
 @on_both_loops
 async def test_a_connection_closed_before_the_turn_ends_is_never_written(
         upstreams: list[Upstream]) -> None:
@@ -162,7 +159,6 @@ async def test_a_connection_closed_before_the_turn_ends_is_never_written(
     assert upstreams[0].far.recv(100) == b""  # the end of the stream, no request
     assert upstreams[1].received() == REQUEST
     written.cancel()
-
 
 
 @on_both_loops
@@ -181,7 +177,6 @@ async def test_a_request_the_transport_refuses_fails_its_exchange_at_once(
     written.cancel()
 
 
-
 @on_both_loops
 async def test_bytes_before_the_request_went_out_are_no_answer_to_it(
         upstreams: list[Upstream]) -> None:
@@ -197,4 +192,3 @@ async def test_bytes_before_the_request_went_out_are_no_answer_to_it(
     await turns()
     upstreams[0].far.setblocking(True)
     assert upstreams[0].far.recv(100) == b""  # closed, and the request never sent
-
